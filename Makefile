@@ -1,0 +1,45 @@
+# make demo  : set everything up and run the whole pipeline through Airflow on the bundled sample
+# make test  : set everything up and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
+export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test setup airflow-init lint clean sample chromium
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+airflow-init: setup
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+
+demo: airflow-init
+	$(BIN)/python -m regime.demo
+
+test: airflow-init
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+sample: setup
+	$(BIN)/python include/sample/generate.py
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME) data build *.egg-info include/*.egg-info

@@ -1,0 +1,50 @@
+"""The alert outbox in the state store: every alert is recorded once (keyed by rule, indicator, subject
+and episode), stays pending until a mail carrying it is accepted by the SMTP server, and is never mailed
+again after that."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from regime import state
+from regime.alerts.rules import Alert
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def enqueue(state_dir: Path, as_of: date, alerts: list[Alert]) -> int:
+    """Record new alerts as pending; alerts of an episode already recorded are ignored. Returns how many
+    were new."""
+    with state.connect(state_dir) as con:
+        before = con.total_changes
+        con.executemany(
+            "insert or ignore into alerts (alert_key, as_of, rule, indicator, subject, reading_date, value,"
+            " message, state, attempts, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            [(a.key, as_of.isoformat(), a.rule, a.indicator, a.subject, a.date.isoformat(), a.value,
+              a.message, _now()) for a in alerts],
+        )
+        return con.total_changes - before
+
+
+def pending(state_dir: Path) -> list[dict]:
+    with state.connect(state_dir) as con:
+        con.row_factory = _dict_row
+        return con.execute(
+            "select * from alerts where state in ('pending', 'failed') order by abs(value) desc, created_at"
+        ).fetchall()
+
+
+def mark(state_dir: Path, keys: list[str], ok: bool, error: str | None = None) -> None:
+    with state.connect(state_dir) as con:
+        con.executemany(
+            "update alerts set attempts = attempts + 1, state = ?, last_error = ?, sent_at = ? "
+            "where alert_key = ?",
+            [("sent" if ok else "failed", error, _now() if ok else None, k) for k in keys],
+        )
+
+
+def _dict_row(cursor, row) -> dict:
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}

@@ -1,0 +1,101 @@
+"""The lake on disk: raw bytes as received, canonical Parquet, and quarantine. Every write is atomic.
+
+    raw/<source>/as_of=<date>/<file>             bytes exactly as fetched, plus <file>.meta.json
+    quarantine/<source>/as_of=<date>/<file>      bytes that failed to parse, plus <file>.error.txt
+    lake/<dataset>/<key>=<value>/data.parquet    canonical typed rows (hive partitions)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it over `target` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return target
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _partition(root: Path, source: str, as_of: date) -> Path:
+    return root / source / f"as_of={as_of.isoformat()}"
+
+
+def land_raw(raw_dir: Path, source: str, as_of: date, name: str, data: bytes, location: str,
+             fetched_at: datetime | None = None) -> Path:
+    """Keep the bytes exactly as received, with where and when they came from and their sha256.
+
+    A rerun for the same as-of date that receives the same bytes leaves the partition as it was.
+    """
+    target = _partition(raw_dir, source, as_of) / name
+    meta_path = target.with_name(name + ".meta.json")
+    digest = sha256(data)
+    if target.exists() and meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("sha256") == digest:
+            return target
+    meta = {
+        "source": source,
+        "location": location,
+        "fetched_at": (fetched_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "sha256": digest,
+        "bytes": len(data),
+    }
+    write_bytes_atomic(target, data)
+    write_bytes_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return target
+
+
+def quarantine(quarantine_dir: Path, source: str, as_of: date, name: str, data: bytes, reason: str) -> Path:
+    """Set aside bytes that failed to parse, with the reason beside them."""
+    target = _partition(quarantine_dir, source, as_of) / name
+    write_bytes_atomic(target, data)
+    write_bytes_atomic(target.with_name(name + ".error.txt"), (reason + "\n").encode())
+    return target
+
+
+def partition_path(lake_dir: Path, dataset: str, key: str, value: str) -> Path:
+    return lake_dir / dataset / f"{key}={value}" / "data.parquet"
+
+
+def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str]) -> int:
+    """Merge `frame` into the Parquet file at `path`: new rows win on `on`, old rows are never dropped.
+
+    The lake is the archive: history an upstream stops serving stays here. Returns the row count written.
+    """
+    if path.exists():
+        old = pd.read_parquet(path)
+        merged = pd.concat([old, frame], ignore_index=True)
+        merged = merged.drop_duplicates(subset=on, keep="last")
+    else:
+        merged = frame
+    merged = merged.sort_values(on).reset_index(drop=True)
+    with atomic_path(path) as tmp:
+        merged.to_parquet(tmp, index=False)
+    return len(merged)

@@ -1,0 +1,90 @@
+"""The pipeline's steps, one function per task. DAG files only wire these together; each takes plain
+values (dates, paths) and returns plain values, so file paths, never DataFrames, cross XCom."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+from regime import warehouse
+from regime.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
+    from regime.ingest import ingest_cboe
+
+    settings = settings or get_settings()
+    return ingest_cboe(settings, as_of).as_xcom()
+
+
+def build(as_of: date, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return str(warehouse.build(settings, as_of))
+
+
+def validate(staging: str, as_of: date, settings: Settings | None = None) -> dict:
+    """Run the gate. On failure the staging copy is discarded and the error names every blocking check."""
+    import duckdb
+
+    from regime.validation.gate import ValidationFailed, validate_build
+
+    settings = settings or get_settings()
+    try:
+        report = validate_build(Path(staging), as_of, settings.data_dir / "validation-docs",
+                                settings.state_dir, settings.freshness_sessions)
+    except ValidationFailed:
+        warehouse.discard(Path(staging))
+        raise
+    con = duckdb.connect(staging)
+    try:
+        warehouse.copy_state(con, settings.state_dir)
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    return {"checks": len(report.results), "warnings": [w.line() for w in report.warnings],
+            "docs_url": report.docs_url}
+
+
+def publish(staging: str, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return str(warehouse.publish(settings, Path(staging)))
+
+
+def alert(as_of: date, settings: Settings | None = None) -> dict:
+    """Queue new extreme readings from the published warehouse and mail everything pending, once."""
+    from regime.alerts import chart, mail, outbox, rules
+
+    settings = settings or get_settings()
+    con = warehouse.connect_readonly(settings.warehouse_path)
+    try:
+        found = rules.zscore_threshold(con, as_of, settings.zscore_alert)
+        new = outbox.enqueue(settings.state_dir, as_of, found)
+        waiting = outbox.pending(settings.state_dir)
+        png = None
+        if waiting:
+            lead = waiting[0]
+            history = con.execute(
+                "select date, value from marts.indicators where indicator = $indicator and subject = $subject"
+                " and value is not null and date <= $as_of order by date desc limit 250",
+                {"indicator": lead["indicator"], "subject": lead["subject"], "as_of": as_of},
+            ).df().sort_values("date")
+            png = chart.zscore_chart(history, lead["subject"], settings.zscore_alert)
+    finally:
+        con.close()
+    log.info("alerts: %d found, %d new, %d pending", len(found), new, len(waiting))
+    if not waiting:
+        return {"found": len(found), "new": new, "sent": 0}
+    keys = [a["alert_key"] for a in waiting]
+    msg = mail.compose(waiting, mail.sender(settings.smtp_conn_id), list(settings.alert_to), png,
+                       as_of.isoformat())
+    try:
+        mail.send(msg, settings.smtp_conn_id)
+    except Exception as exc:
+        outbox.mark(settings.state_dir, keys, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    outbox.mark(settings.state_dir, keys, ok=True)
+    log.info("sent %r to %s", msg["Subject"], ", ".join(settings.alert_to))
+    return {"found": len(found), "new": new, "sent": len(keys), "subject": msg["Subject"]}

@@ -1,0 +1,102 @@
+"""Cboe index history files `<SYM>_History.csv`.
+
+Cboe publishes two layouts: `DATE,OPEN,HIGH,LOW,CLOSE` and the single-value `DATE,<SYM>`; dates are
+MM/DD/YYYY. Both parse to the canonical frame (date, open, high, low, close), with open/high/low NULL for
+the single-value layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pandas as pd
+
+from regime.sources.errors import SourceError
+from regime.sources.fetch import looks_like_html
+
+SOURCE = "cboe"
+URL = "https://cdn.cboe.com/api/global/us_indices/daily_prices/{symbol}_History.csv"
+VOL_INDEXES = {"VIX": "SPX", "RVX": "RUT", "VXN": "NDX"}  # volatility index -> its underlying index
+OHLC = ["OPEN", "HIGH", "LOW", "CLOSE"]
+COLUMNS = ["date", "open", "high", "low", "close"]
+
+
+def file_name(symbol: str) -> str:
+    return f"{symbol}_History.csv"
+
+
+def url(symbol: str) -> str:
+    return URL.format(symbol=symbol)
+
+
+def parse(data: bytes, symbol: str, location: str, today: date | None = None) -> pd.DataFrame:
+    """Parse one Cboe history file into typed rows, or raise SourceError naming the problem."""
+
+    def fail(problem: str) -> SourceError:
+        return SourceError(SOURCE, location, problem)
+
+    if not data.strip():
+        raise fail("empty file")
+    if looks_like_html(data):
+        raise fail("an HTML page, not a CSV file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    header = [h.strip().upper() for h in rows[0]]
+    if "DATE" not in header:
+        raise fail(f"no DATE column in header {rows[0]}")
+    if all(c in header for c in OHLC):
+        value_cols = OHLC
+    else:
+        others = [h for h in header if h != "DATE"]
+        if len(others) != 1 or (others[0] in OHLC[:3]):
+            missing = [c for c in OHLC if c not in header]
+            raise fail(f"missing column(s) {missing}: header is {rows[0]}; expected DATE,OPEN,HIGH,LOW,CLOSE "
+                       f"or DATE,{symbol}")
+        value_cols = others
+    width = len(header)
+    body = rows[1:]
+    if not body:
+        raise fail("no data rows")
+    for lineno, row in enumerate(body, start=2):
+        if len(row) != width:
+            raise fail(f"line {lineno} has {len(row)} fields, expected {width} (truncated file?): {row}")
+
+    frame = pd.DataFrame(body, columns=header)
+    out = pd.DataFrame({"date": pd.to_datetime(frame["DATE"].str.strip(), format="%m/%d/%Y", errors="coerce")})
+    bad = out["date"].isna()
+    if bad.any():
+        i = int(bad.idxmax())
+        raise fail(f"line {i + 2}: date {frame['DATE'].iloc[i]!r} is not MM/DD/YYYY")
+    for col in value_cols:
+        values = pd.to_numeric(frame[col].str.strip(), errors="coerce")
+        bad = values.isna() | ~values.abs().lt(float("inf"))
+        if bad.any():
+            i = int(bad.idxmax())
+            raise fail(f"line {i + 2}: {col} value {frame[col].iloc[i]!r} is not a finite number")
+        name = "close" if value_cols != OHLC else col.lower()
+        out[name] = values.astype("float64")
+    for col in COLUMNS[1:]:
+        if col not in out:
+            out[col] = pd.Series(float("nan"), index=out.index, dtype="float64")
+    out = out[COLUMNS]
+    out["date"] = out["date"].dt.date
+
+    if (out["close"] <= 0).any():
+        i = int((out["close"] <= 0).idxmax())
+        raise fail(f"line {i + 2}: close {out['close'].iloc[i]} is not positive")
+    dup = out["date"].duplicated(keep=False)
+    if dup.any():
+        raise fail(f"duplicated dates: {sorted({d.isoformat() for d in out.loc[dup, 'date']})[:5]}")
+    if not out["date"].is_monotonic_increasing:
+        out = out.sort_values("date").reset_index(drop=True)
+    limit = today or date.today()
+    if out["date"].iloc[-1] > limit:
+        raise fail(f"date {out['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
+    return out

@@ -1,0 +1,173 @@
+"""The publishing gate: run every suite on a staging warehouse; only a build that passes every
+blocking (critical) expectation may be published. Results go to GX Data Docs and to the state store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from regime import state
+from regime.validation import indicators, prices
+from regime.validation.context import RunContext
+
+log = logging.getLogger(__name__)
+
+SUITES = (prices, indicators)
+
+
+@dataclass
+class CheckResult:
+    dataset: str
+    expectation: str
+    severity: str
+    success: bool
+    unexpected_count: int | None
+    sample: list
+    note: str = ""
+
+    def line(self) -> str:
+        where = f" ({self.note})" if self.note else ""
+        return (f"{self.dataset}: {self.expectation}{where}: {self.unexpected_count} unexpected rows, "
+                f"e.g. {self.sample[:5]}")
+
+
+@dataclass
+class GateReport:
+    as_of: date
+    results: list[CheckResult] = field(default_factory=list)
+    docs_url: str | None = None
+
+    @property
+    def blocking_failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.success and r.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.success and r.severity != "critical"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking_failures
+
+    def summary(self) -> str:
+        lines = [f"validation as of {self.as_of}: {len(self.results)} expectations, "
+                 f"{len(self.blocking_failures)} blocking failures, {len(self.warnings)} warnings"]
+        lines += [f"  BLOCKING {r.line()}" for r in self.blocking_failures]
+        lines += [f"  warning  {r.line()}" for r in self.warnings]
+        if self.docs_url:
+            lines.append(f"  Data Docs: {self.docs_url}")
+        return "\n".join(lines)
+
+
+class ValidationFailed(RuntimeError):
+    def __init__(self, report: GateReport):
+        self.report = report
+        super().__init__(report.summary())
+
+
+def _context(docs_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.data_docs_sites = {}
+    context.add_data_docs_site("regime", {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    return context
+
+
+def _sample(result: dict) -> list:
+    values = result.get("partial_unexpected_list") or []
+    if not values and "observed_value" in result:
+        values = [result["observed_value"]]
+    return [str(v) for v in values[:5]]
+
+
+def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, suites=SUITES) -> GateReport:
+    import great_expectations as gx
+
+    context = _context(docs_dir)
+    source = context.data_sources.add_pandas("warehouse")
+    definitions = []
+    frames = {}
+    for suite_module in suites:
+        frames[suite_module.NAME] = con.execute(suite_module.QUERY).df()
+        batch_definition = source.add_dataframe_asset(name=suite_module.NAME).add_batch_definition_whole_dataframe(
+            "run")
+        suite = context.suites.add(gx.ExpectationSuite(name=suite_module.NAME,
+                                                       expectations=suite_module.expectations(run)))
+        definitions.append(context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite_module.NAME, data=batch_definition, suite=suite)))
+
+    report = GateReport(as_of=run.as_of)
+    for definition in definitions:
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"{definition.name}-{run.as_of}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")], result_format="SUMMARY"))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frames[definition.name]},
+                                 run_id=None)
+        for validation in outcome.run_results.values():
+            for r in validation.results:
+                config = r.expectation_config
+                raised = (r.exception_info or {}).get("raised_exception", False)
+                report.results.append(CheckResult(
+                    dataset=definition.name,
+                    expectation=_describe(config),
+                    severity=getattr(config.severity, "value", str(config.severity)),
+                    success=bool(r.success) and not raised,
+                    unexpected_count=r.result.get("unexpected_count"),
+                    sample=_sample(r.result) if not raised else [r.exception_info.get("exception_message")],
+                    note=str(config.notes or ""),
+                ))
+    index = docs_dir / "index.html"
+    report.docs_url = index.as_uri() if index.exists() else None
+    return report
+
+
+_SHOWN = ("column", "column_A", "column_B", "column_list", "column_set", "min_value", "max_value")
+
+
+def _describe(config) -> str:
+    """`expect_x(column=close, min_value=0)` and the row filter, short enough for a log line or a mail."""
+    kwargs = config.kwargs
+    args = ", ".join(f"{k}={kwargs[k]}" for k in _SHOWN if kwargs.get(k) is not None)
+    condition = kwargs.get("row_condition")
+    if isinstance(condition, dict):
+        condition = condition.get("pass_through_filter")
+    where = f" where {condition}" if condition else ""
+    return f"{config.type}({args}){where}"
+
+
+def record(state_dir: Path, report: GateReport) -> None:
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with state.connect(state_dir) as con:
+        con.executemany(
+            "insert into validation_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_at, report.as_of.isoformat(), r.dataset, r.expectation, r.severity, int(r.success),
+              r.unexpected_count, json.dumps(r.sample), report.docs_url) for r in report.results],
+        )
+
+
+def validate_build(staging: Path, as_of: date, docs_dir: Path, state_dir: Path,
+                   freshness_sessions: int = 3) -> GateReport:
+    """Validate a staging warehouse; record the outcome; raise ValidationFailed if anything blocks."""
+    run = RunContext(as_of=as_of, freshness_sessions=freshness_sessions)
+    con = duckdb.connect(str(staging), read_only=True)
+    try:
+        report = run_suites(con, run, docs_dir)
+    finally:
+        con.close()
+    record(state_dir, report)
+    log.info("%s", report.summary())
+    if not report.passed:
+        raise ValidationFailed(report)
+    return report

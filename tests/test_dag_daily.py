@@ -1,0 +1,78 @@
+"""The daily DAG run by Airflow itself (`airflow dags test`), on the bundled sample."""
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from conftest import PROJECT, SAMPLE_LAST, file_digest
+
+pytestmark = pytest.mark.airflow
+
+
+def test_dagbag_has_no_import_errors(airflow_home):
+    code = (
+        "import json; from airflow.dag_processing.dagbag import DagBag;"
+        f"b = DagBag(dag_folder={str(PROJECT / 'dags')!r});"
+        "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()}, 'dags': sorted(b.dag_ids),"
+        " 'tags': {d: sorted(b.dags[d].tags) for d in b.dag_ids},"
+        " 'docs': {d: bool(b.dags[d].doc_md) for d in b.dag_ids}}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=airflow_home, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bag = json.loads(done.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {}
+    assert "regime_daily" in bag["dags"]
+    assert all(bag["docs"].values()) and all(bag["tags"].values())
+
+
+def _tables(path):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            "prices": con.execute("select symbol, count(*), max(date) from marts.prices group by 1 order by 1")
+            .fetchall(),
+            "rut_z": con.execute("select value from marts.indicators where indicator = 'zscore_50d' and "
+                                 "subject = 'RUT' and date = '2024-07-17'").fetchone()[0],
+            "indicators": con.execute("select count(*) from marts.indicators").fetchone()[0],
+        }
+    finally:
+        con.close()
+
+
+def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, mirror):
+    done = run_dag(SAMPLE_LAST)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    tables = _tables(settings.warehouse_path)
+    assert [row[0] for row in tables["prices"]] == ["DJX", "NDX", "RUT", "RVX", "SPX", "VIX"]
+    assert all(row[1] == 1394 and str(row[2]) == "2024-07-17" for row in tables["prices"])
+    assert tables["rut_z"] == pytest.approx(4.36, abs=0.01)
+    assert [m["Subject"] for m in smtp.messages] == ["Regime alert: RUT 4.4\u03c3 above its 50-day average"]
+
+    # the same date again: same content, no second mail
+    again = run_dag(SAMPLE_LAST)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert _tables(settings.warehouse_path) == tables
+    assert len(smtp.messages) == 1
+
+    # a malformed upstream file fails the ingest task, names file and problem, and publishes nothing
+    published = file_digest(settings.warehouse_path)
+    (mirror / "cboe" / "RUT_History.csv").write_bytes(b"<!DOCTYPE html><html><body>Service unavailable</body>")
+    bad = run_dag(SAMPLE_LAST)
+    assert bad.returncode != 0
+    log = bad.stdout + bad.stderr
+    assert f"cboe: {mirror / 'cboe' / 'RUT_History.csv'}: an HTML page, not a CSV file" in log
+    assert file_digest(settings.warehouse_path) == published
+    assert (settings.quarantine_dir / "cboe" / "as_of=2024-07-17" / "RUT_History.csv").exists()
+
+
+def test_a_series_absent_from_the_mirror_is_skipped_with_a_warning(run_dag, settings, mirror):
+    (mirror / "cboe" / "RVX_History.csv").unlink()
+    done = run_dag(SAMPLE_LAST)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "skipping RVX" in done.stdout + done.stderr
+    symbols = [row[0] for row in _tables(settings.warehouse_path)["prices"]]
+    assert "RVX" not in symbols and "RUT" in symbols

@@ -1,4 +1,4 @@
-"""Daily regime pipeline: Cboe index history -> lake -> DuckDB warehouse -> validation gate -> publish -> alerts.
+"""Daily regime pipeline: four upstream sources -> lake -> DuckDB warehouse -> validation gate -> publish -> alerts.
 
 Thin wiring only: every step lives in include/regime/pipeline.py.
 """
@@ -12,6 +12,9 @@ from airflow.sdk import Asset, CronTriggerTimetable, dag, get_current_context, t
 
 WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
 INDEX_PRICES = Asset("regime_index_prices", uri="file:///regime/lake/index_prices")
+OPTIONS_VOLUME = Asset("regime_options_volume", uri="file:///regime/lake/options_volume")
+CFTC_TFF = Asset("regime_cftc_tff", uri="file:///regime/lake/cftc_tff")
+ETF_NAV = Asset("regime_etf_nav", uri="file:///regime/lake/etf_nav")
 
 DEFAULT_ARGS = {
     "owner": "regime",
@@ -19,6 +22,15 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
 }
+
+
+def _ingest(dataset: str) -> dict:
+    from regime import pipeline
+    from regime.ingest import IngestError
+    from regime.runtime import permanent_failures
+
+    with permanent_failures(IngestError):
+        return pipeline.ingest(dataset, _as_of())
 
 
 def _as_of():
@@ -37,25 +49,33 @@ def _as_of():
     tags=["regime", "daily"],
     doc_md="""
 ### Daily regime pipeline
-`ingest_index_prices` lands Cboe index history (mirror or live, see `REGIME_SOURCE`) and writes canonical
-Parquet; `build_warehouse` builds a staging DuckDB copy from `include/sql`; `validate_warehouse` runs the Great
-Expectations gate (a blocking failure discards the copy and fails here, analysts keep the last good
-warehouse); `publish_warehouse` swaps it in atomically; `send_alerts` mails new extreme readings once.
+The four `ingest_*` tasks land Cboe index history, OCC options volume, CFTC positioning and ETF NAV
+history (mirror or live, see `REGIME_SOURCE`) and write canonical Parquet. `build_warehouse` builds a
+staging DuckDB copy from `include/sql`. `validate_warehouse` runs the Great Expectations gate: a blocking
+failure discards the copy and fails here, and analysts keep the last good warehouse. `publish_warehouse`
+swaps it in atomically; `send_alerts` mails new extreme readings once.
 Trigger with a date: `airflow dags test regime_daily 2024-07-16` or conf `{"as_of": "2024-07-16"}`.
 """,
 )
 def regime_daily():
     @task(outlets=[INDEX_PRICES])
     def ingest_index_prices() -> dict:
-        from regime import pipeline
-        from regime.ingest import IngestError
-        from regime.runtime import permanent_failures
+        return _ingest("index_prices")
 
-        with permanent_failures(IngestError):
-            return pipeline.ingest_indexes(_as_of())
+    @task(outlets=[OPTIONS_VOLUME])
+    def ingest_options_volume() -> dict:
+        return _ingest("options_volume")
+
+    @task(outlets=[CFTC_TFF])
+    def ingest_cftc_tff() -> dict:
+        return _ingest("cftc_tff")
+
+    @task(outlets=[ETF_NAV])
+    def ingest_etf_nav() -> dict:
+        return _ingest("etf_nav")
 
     @task(retries=0)
-    def build_warehouse(ingested: dict) -> str:
+    def build_warehouse(ingested: list) -> str:
         from regime import pipeline
 
         return pipeline.build(_as_of())
@@ -82,7 +102,7 @@ def regime_daily():
 
         return pipeline.alert(_as_of())
 
-    send_alerts(publish_warehouse(validate_warehouse(build_warehouse(ingest_index_prices()))))
-
+    ingested = [ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()]
+    send_alerts(publish_warehouse(validate_warehouse(build_warehouse(ingested))))
 
 regime_daily()

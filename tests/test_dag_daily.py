@@ -36,8 +36,10 @@ def _tables(path):
             "prices": con.execute("select symbol, count(*), max(date) from marts.prices group by 1 order by 1")
             .fetchall(),
             "rut_z": con.execute("select value from marts.indicators where indicator = 'zscore_50d' and "
-                                 "subject = 'RUT' and date = '2024-07-17'").fetchone()[0],
-            "indicators": con.execute("select count(*) from marts.indicators").fetchone()[0],
+                                 "subject = 'RUT' and date = '2024-07-17'").fetchall()[0][0],
+            "indicators": con.execute("select count(*) from marts.indicators").fetchall()[0][0],
+            "sources": {t: con.execute(f"select count(*) from staging.{t}").fetchall()[0][0]
+                        for t in ("options_volume", "cftc_tff", "etf_nav")},
         }
     finally:
         con.close()
@@ -50,6 +52,7 @@ def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, 
     assert [row[0] for row in tables["prices"]] == ["DJX", "NDX", "RUT", "RVX", "SPX", "VIX"]
     assert all(row[1] == 1394 and str(row[2]) == "2024-07-17" for row in tables["prices"])
     assert tables["rut_z"] == pytest.approx(4.36, abs=0.01)
+    assert tables["sources"] == {"options_volume": 720, "cftc_tff": 867, "etf_nav": 6 * 1394}
     assert [m["Subject"] for m in smtp.messages] == ["Regime alert: RUT 4.4\u03c3 above its 50-day average"]
 
     # the same date again: same content, no second mail

@@ -11,6 +11,13 @@
 | REGIME_FRESHNESS_SESSIONS | `3` | NYSE sessions a source may lag the as-of date before a warning |
 | REGIME_HTTP_TIMEOUT | `30` | seconds per HTTP request in live mode |
 | REGIME_SMTP_CONN_ID | `smtp_default` | Airflow connection used to send mail (secrets live there only) |
+| REGIME_WATCHLIST | `IWM,SPY,QQQ,NVDA,TSLA,AAPL` | underlyings whose OCC options volume is ingested |
+| REGIME_OCC_LOOKBACK_SESSIONS | `10` | live mode: NYSE sessions back from the as-of date to fill in OCC volume |
+| REGIME_CFTC_MARKETS | `13874A,239742,209742` | CFTC market codes (E-mini S&P 500, Russell E-mini, Nasdaq mini) |
+| REGIME_CFTC_FIRST_YEAR | `2019` | live mode: first yearly CFTC file fetched |
+| REGIME_ETF_TICKERS | `IWM,IJR,VTWO,SPY,IVV,QQQ` | ETFs whose NAV and shares outstanding are ingested |
+| REGIME_SMALL_CAPS / REGIME_LARGE_CAPS | `IWM,IJR,VTWO` / `SPY,IVV,QQQ` | the two sides of the ETF flow spread |
+| REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ class Settings:
     freshness_sessions: int
     http_timeout: float
     smtp_conn_id: str
+    watchlist: tuple[str, ...]
+    occ_lookback_sessions: int
+    cftc_markets: tuple[str, ...]
+    cftc_first_year: int
+    etf_tickers: tuple[str, ...]
+    small_caps: tuple[str, ...]
+    large_caps: tuple[str, ...]
+    live_base_url: str | None
 
     @property
     def warehouse_path(self) -> Path:
@@ -67,6 +82,10 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _upper(value: str) -> tuple[str, ...]:
+    return tuple(part.upper() for part in _list(value))
+
+
 def _number(name: str, default: str, kind: type):
     raw = os.environ.get(name, default)
     try:
@@ -89,8 +108,16 @@ def get_settings() -> Settings:
         mirror_dir=mirror_dir.expanduser().resolve(),
         alert_to=_list(env("REGIME_ALERT_TO", "regime-alerts@localhost")),
         zscore_alert=_number("REGIME_ZSCORE_ALERT", "3.0", float),
-        indexes=tuple(s.upper() for s in _list(env("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX"))),
+        indexes=_upper(env("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX")),
         freshness_sessions=_number("REGIME_FRESHNESS_SESSIONS", "3", int),
         http_timeout=_number("REGIME_HTTP_TIMEOUT", "30", float),
         smtp_conn_id=env("REGIME_SMTP_CONN_ID", "smtp_default"),
+        watchlist=_upper(env("REGIME_WATCHLIST", "IWM,SPY,QQQ,NVDA,TSLA,AAPL")),
+        occ_lookback_sessions=_number("REGIME_OCC_LOOKBACK_SESSIONS", "10", int),
+        cftc_markets=_upper(env("REGIME_CFTC_MARKETS", "13874A,239742,209742")),
+        cftc_first_year=_number("REGIME_CFTC_FIRST_YEAR", "2019", int),
+        etf_tickers=_upper(env("REGIME_ETF_TICKERS", "IWM,IJR,VTWO,SPY,IVV,QQQ")),
+        small_caps=_upper(env("REGIME_SMALL_CAPS", "IWM,IJR,VTWO")),
+        large_caps=_upper(env("REGIME_LARGE_CAPS", "SPY,IVV,QQQ")),
+        live_base_url=env("REGIME_LIVE_BASE_URL") or None,
     )

@@ -1,18 +1,26 @@
-"""Ingest: obtain each file (mirror or live), land the raw bytes, parse, and upsert canonical Parquet.
+"""Ingest: obtain each upstream file (mirror or live), land the raw bytes, parse, upsert canonical Parquet.
 
-All files of a source are parsed before anything canonical is written: one malformed file fails the whole
-ingest (its bytes quarantined) and leaves the canonical lake as it was.
+Every file of a source is parsed before anything canonical is written: one malformed file fails that
+source's ingest (its bytes quarantined, the error naming source, file and problem) and leaves its canonical
+data as it was. A file the upstream does not have (absent from the mirror, HTTP 404) is skipped with a
+warning.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import urlsplit, urlunsplit
 
-from regime import lake
+import pandas as pd
+
+from regime import datasets, lake
 from regime.config import Settings
-from regime.sources import cboe
+from regime.datasets import Dataset
+from regime.sources import cboe, cftc, etf, occ
 from regime.sources.errors import SourceError, SourceMissing
 from regime.sources.fetch import Fetched, fetch_http, fetch_mirror
 
@@ -23,56 +31,226 @@ class IngestError(RuntimeError):
     """One or more upstream files were unusable; the message names each file and its problem."""
 
 
+@dataclass(frozen=True)
+class Item:
+    """One upstream file to obtain and parse."""
+
+    label: str  # what it is, for messages: "RUT", "IWM 2024-07-16", "2024"
+    folder: str  # mirror folder, e.g. "cboe"
+    name: str  # file name under the folder (may hold a sub-folder, e.g. "2024-07-16/IWM.csv")
+    url: str  # live URL
+    parse: Callable[[bytes, str], pd.DataFrame]
+
+
 @dataclass
 class IngestResult:
     dataset: str
     as_of: date
-    written: dict[str, str] = field(default_factory=dict)  # subject -> canonical parquet path
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # partition value -> rows now in the lake
+    files: int = 0
     missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def as_xcom(self) -> dict:
-        return {"dataset": self.dataset, "as_of": self.as_of.isoformat(), "written": self.written,
-                "rows": self.rows, "missing": self.missing}
+        return {"dataset": self.dataset, "as_of": self.as_of.isoformat(), "rows": self.rows, "files": self.files,
+                "missing": self.missing, "skipped": self.skipped}
 
 
-def obtain(settings: Settings, folder: str, name: str, url: str, source: str) -> Fetched:
+def live_url(settings: Settings, url: str) -> str:
+    """The publisher's URL, or the same path on REGIME_LIVE_BASE_URL when that is set."""
+    if not settings.live_base_url:
+        return url
+    base = urlsplit(settings.live_base_url)
+    parts = urlsplit(url)
+    return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, ""))
+
+
+def obtain(settings: Settings, item: Item, source: str) -> Fetched:
     if settings.source == "mirror":
-        return fetch_mirror(settings.mirror_dir, folder, name, source)
-    return fetch_http(url, name, source, timeout=settings.http_timeout)
+        return fetch_mirror(settings.mirror_dir, item.folder, item.name, source)
+    if not item.url:
+        raise SourceError(source, f"{item.folder}/{item.name}", "no live URL for this file: use mirror mode")
+    return fetch_http(live_url(settings, item.url), item.name, source, timeout=settings.http_timeout)
 
 
-def ingest_cboe(settings: Settings, as_of: date) -> IngestResult:
-    result = IngestResult(dataset="index_prices", as_of=as_of)
-    parsed, errors = {}, []
-    for symbol in settings.indexes:
-        name = cboe.file_name(symbol)
+def collect(settings: Settings, as_of: date, source: str, items: Iterable[Item], result: IngestResult,
+            skip: tuple[type[SourceError], ...] = ()) -> list[pd.DataFrame]:
+    """Obtain, land and parse every item; raise IngestError naming every unusable file."""
+    frames, errors = [], []
+    items = list(items)
+    for n, item in enumerate(items, start=1):
         try:
-            fetched = obtain(settings, "cboe", name, cboe.url(symbol), cboe.SOURCE)
+            fetched = obtain(settings, item, source)
         except SourceMissing as exc:
-            log.warning("skipping %s: %s", symbol, exc)
-            result.missing.append(symbol)
+            log.warning("skipping %s: %s", item.label, exc)
+            result.missing.append(item.label)
             continue
         except SourceError as exc:
             errors.append(str(exc))
             continue
-        lake.land_raw(settings.raw_dir, cboe.SOURCE, as_of, name, fetched.data, fetched.location,
+        lake.land_raw(settings.raw_dir, source, as_of, item.name, fetched.data, fetched.location,
                       fetched.fetched_at)
+        result.files += 1
         try:
-            parsed[symbol] = cboe.parse(fetched.data, symbol, fetched.location)
+            frames.append(item.parse(fetched.data, fetched.location))
+        except skip as exc:
+            log.info("no data for %s: %s", item.label, exc.problem)
+            result.skipped.append(item.label)
         except SourceError as exc:
-            where = lake.quarantine(settings.quarantine_dir, cboe.SOURCE, as_of, name, fetched.data, str(exc))
+            where = lake.quarantine(settings.quarantine_dir, source, as_of, item.name, fetched.data, str(exc))
             errors.append(f"{exc} (bytes kept in {where})")
+        if n % 100 == 0 or n == len(items):
+            log.info("%s: %d/%d files obtained", source, n, len(items))
     if errors:
-        raise IngestError("Cboe ingest failed; nothing was written to the lake:\n  " + "\n  ".join(errors))
-    if not parsed:
-        raise IngestError(f"Cboe ingest found none of {list(settings.indexes)} in {settings.source} source")
+        raise IngestError(f"{source} ingest failed; nothing was written to the lake:\n  " + "\n  ".join(errors))
+    return frames
 
-    for symbol, frame in parsed.items():
-        known = frame[frame["date"] <= as_of]
-        path = lake.partition_path(settings.lake_dir, "index_prices", "symbol", symbol)
-        result.rows[symbol] = lake.upsert_partition(path, known, on=["date"])
-        result.written[symbol] = str(path)
-        log.info("%s: %d rows in the lake (%d in this file up to %s)", symbol, result.rows[symbol],
-                 len(known), as_of)
+
+def store(settings: Settings, dataset: Dataset, frames: list[pd.DataFrame], result: IngestResult,
+          visible: Callable[[pd.DataFrame], pd.Series]) -> IngestResult:
+    """Upsert the rows known on the as-of date (`visible`) into the dataset's partitions."""
+    if not frames:
+        return result
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[visible(frame)]
+    duplicated = frame.duplicated([dataset.partition, *dataset.key], keep=False)
+    if duplicated.any():
+        sample = frame.loc[duplicated, [dataset.partition, *dataset.key]].head(3).to_dict("records")
+        raise IngestError(f"{dataset.name}: the same key arrived in more than one file, e.g. {sample}")
+    result.rows = dataset.write(settings.lake_dir, frame)
+    for value, rows in result.rows.items():
+        log.info("%s %s: %d rows in the lake", dataset.name, value, rows)
     return result
+
+
+def _until(column: str, as_of: date) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda frame: frame[column] <= as_of
+
+
+# --------------------------------------------------------------------------- Cboe index history
+
+
+def ingest_cboe(settings: Settings, as_of: date) -> IngestResult:
+    result = IngestResult(dataset=datasets.INDEX_PRICES.name, as_of=as_of)
+
+    def parser(symbol: str):
+        return lambda data, location: cboe.parse(data, symbol, location).assign(symbol=symbol)
+
+    items = [Item(symbol, "cboe", cboe.file_name(symbol), cboe.url(symbol), parser(symbol))
+             for symbol in settings.indexes]
+    frames = collect(settings, as_of, cboe.SOURCE, items, result)
+    if not frames:
+        raise IngestError(f"cboe: none of {list(settings.indexes)} found in the {settings.source} source")
+    return store(settings, datasets.INDEX_PRICES, frames, result, _until("date", as_of))
+
+
+# --------------------------------------------------------------------------- OCC options volume
+
+
+def _occ_days(settings: Settings, as_of: date) -> list[date]:
+    """Days to ask OCC for: in mirror mode every NYSE session with a day folder up to the as-of date; live,
+    the sessions of the look-back window. Days already in the lake for every underlying are not fetched again.
+    (OCC has nothing for other days: it answers 'No record(s) found'.)"""
+    from regime.calendar import is_session, sessions_until
+
+    if settings.source == "mirror":
+        folder = settings.mirror_dir / occ.FOLDER
+        pattern = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+        days = sorted(date.fromisoformat(p.name) for p in folder.glob("*") if p.is_dir() and pattern.match(p.name))
+        days = [d for d in days if d <= as_of and is_session(d)]
+    else:
+        days = sessions_until(as_of, settings.occ_lookback_sessions)
+    have = _dates_in_lake(settings, datasets.OPTIONS_VOLUME, settings.watchlist)
+    return [d for d in days if d not in have]
+
+
+def _dates_in_lake(settings: Settings, dataset: Dataset, values: Iterable[str]) -> set[date]:
+    """Dates present in the lake for every one of `values` (partition values)."""
+    common = None
+    for value in values:
+        path = dataset.partition_path(settings.lake_dir, value)
+        found = set(pd.read_parquet(path, columns=[dataset.key[0]])[dataset.key[0]]) if path.exists() else set()
+        common = found if common is None else common & found
+    return common or set()
+
+
+def ingest_occ(settings: Settings, as_of: date) -> IngestResult:
+    result = IngestResult(dataset=datasets.OPTIONS_VOLUME.name, as_of=as_of)
+    days = _occ_days(settings, as_of)
+
+    def parser(underlying: str, day: date):
+        return lambda data, location: occ.parse(data, location, underlying, day)
+
+    items = [Item(f"{u} {d.isoformat()}", occ.FOLDER, occ.file_name(u, d), occ.url(u, d), parser(u, d))
+             for d in days for u in settings.watchlist]
+    log.info("occ: %d day(s) to fetch for %d underlyings", len(days), len(settings.watchlist))
+    frames = collect(settings, as_of, occ.SOURCE, items, result, skip=(occ.NoTradingData, occ.NotYetPublished))
+    _check_sessions_have_data(result, as_of)
+    return store(settings, datasets.OPTIONS_VOLUME, frames, result, _until("date", as_of))
+
+
+def _check_sessions_have_data(result: IngestResult, as_of: date) -> None:
+    """OCC's 'no records' answer is normal on holidays; on an NYSE session before the as-of date it is not."""
+    from regime.calendar import is_session
+
+    bad = [label for label in result.skipped
+           if (day := date.fromisoformat(label.split()[-1])) < as_of and is_session(day)]
+    if bad:
+        raise IngestError(f"occ: no volume published for NYSE session(s): {bad[:5]}")
+
+
+# --------------------------------------------------------------------------- CFTC Traders in Financial Futures
+
+
+def _cftc_years(settings: Settings, as_of: date) -> list[int]:
+    if settings.source == "mirror":
+        pattern = re.compile(r"^fut_fin_txt_(\d{4})\.zip$")
+        years = sorted(int(m.group(1)) for p in (settings.mirror_dir / "cftc").glob("*.zip")
+                       if (m := pattern.match(p.name)))
+        return [y for y in years if y <= as_of.year]
+    # live: complete years are fetched once; the current year every run (the CFTC rewrites it weekly)
+    landed = {int(m.group(1)) for p in (settings.raw_dir / cftc.SOURCE).glob("as_of=*/fut_fin_txt_*.zip")
+              if (m := re.search(r"(\d{4})\.zip$", p.name))}
+    return [y for y in range(settings.cftc_first_year, as_of.year + 1) if y == as_of.year or y not in landed]
+
+
+def ingest_cftc(settings: Settings, as_of: date) -> IngestResult:
+    result = IngestResult(dataset=datasets.CFTC_TFF.name, as_of=as_of)
+
+    def parse(data: bytes, location: str) -> pd.DataFrame:
+        return cftc.parse_zip(data, location, markets=settings.cftc_markets)
+
+    items = [Item(str(year), "cftc", cftc.file_name(year), cftc.zip_url(year), parse)
+             for year in _cftc_years(settings, as_of)]
+    frames = collect(settings, as_of, cftc.SOURCE, items, result)
+    # a report is in the lake only once it was public on the as-of date
+    return store(settings, datasets.CFTC_TFF, frames, result, _until("release_date", as_of))
+
+
+# --------------------------------------------------------------------------- ETF NAV and shares outstanding
+
+
+def ingest_etf(settings: Settings, as_of: date) -> IngestResult:
+    result = IngestResult(dataset=datasets.ETF_NAV.name, as_of=as_of)
+
+    def parser(ticker: str):
+        return lambda data, location: etf.parse(data, location, ticker)
+
+    items = [Item(t, etf.folder(t), etf.file_name(t), _etf_url(t), parser(t)) for t in settings.etf_tickers]
+    frames = collect(settings, as_of, etf.SOURCE, items, result)
+    return store(settings, datasets.ETF_NAV, frames, result, _until("date", as_of))
+
+
+def _etf_url(ticker: str) -> str:
+    try:
+        return etf.url(ticker)
+    except SourceError:  # an issuer format with no public GET URL: mirror only
+        return ""
+
+
+INGESTERS = {
+    datasets.INDEX_PRICES.name: ingest_cboe,
+    datasets.OPTIONS_VOLUME.name: ingest_occ,
+    datasets.CFTC_TFF.name: ingest_cftc,
+    datasets.ETF_NAV.name: ingest_etf,
+}

@@ -47,14 +47,22 @@ def _partition(root: Path, source: str, as_of: date) -> Path:
     return root / source / f"as_of={as_of.isoformat()}"
 
 
+def _safe_join(root: Path, name: str) -> Path:
+    """`root / name`, refusing names that would leave `root` (absolute paths, `..`)."""
+    target = (root / name).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise ValueError(f"refusing to write {name!r} outside {root}")
+    return target
+
+
 def land_raw(raw_dir: Path, source: str, as_of: date, name: str, data: bytes, location: str,
              fetched_at: datetime | None = None) -> Path:
     """Keep the bytes exactly as received, with where and when they came from and their sha256.
 
     A rerun for the same as-of date that receives the same bytes leaves the partition as it was.
     """
-    target = _partition(raw_dir, source, as_of) / name
-    meta_path = target.with_name(name + ".meta.json")
+    target = _safe_join(_partition(raw_dir, source, as_of), name)
+    meta_path = target.with_name(target.name + ".meta.json")
     digest = sha256(data)
     if target.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
@@ -74,9 +82,9 @@ def land_raw(raw_dir: Path, source: str, as_of: date, name: str, data: bytes, lo
 
 def quarantine(quarantine_dir: Path, source: str, as_of: date, name: str, data: bytes, reason: str) -> Path:
     """Set aside bytes that failed to parse, with the reason beside them."""
-    target = _partition(quarantine_dir, source, as_of) / name
+    target = _safe_join(_partition(quarantine_dir, source, as_of), name)
     write_bytes_atomic(target, data)
-    write_bytes_atomic(target.with_name(name + ".error.txt"), (reason + "\n").encode())
+    write_bytes_atomic(target.with_name(target.name + ".error.txt"), (reason + "\n").encode())
     return target
 
 

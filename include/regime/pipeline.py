@@ -13,11 +13,19 @@ from regime.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
-    from regime.ingest import ingest_cboe
+def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
+    """Ingest one canonical dataset (index_prices, options_volume, cftc_tff, etf_nav) as of `as_of`."""
+    from regime.ingest import INGESTERS
 
     settings = settings or get_settings()
-    return ingest_cboe(settings, as_of).as_xcom()
+    result = INGESTERS[dataset](settings, as_of)
+    if result.missing:
+        log.warning("%s: not available upstream, skipped: %s", dataset, ", ".join(result.missing[:20]))
+    return result.as_xcom()
+
+
+def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
+    return ingest("index_prices", as_of, settings)
 
 
 def build(as_of: date, settings: Settings | None = None) -> str:

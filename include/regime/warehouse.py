@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from regime import SQL_DIR, state
+from regime import SQL_DIR, datasets, state
 from regime.config import Settings
 from regime.indicators import REGISTRY
 
@@ -26,7 +26,7 @@ SCHEMAS = ("staging", "marts", "meta")
 # (table, model file) in build order. Staging models are materialised as tables so that the published
 # file is a self-contained snapshot of what the lake held on the as-of date.
 MODELS: tuple[tuple[str, str], ...] = (
-    ("staging.index_prices", "staging/index_prices.sql"),
+    *((f"staging.{d.name}", f"staging/{d.name}.sql") for d in datasets.ALL),
     ("marts.prices", "marts/prices.sql"),
 )
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -49,17 +49,29 @@ def bind(sql: str, params: dict) -> dict:
     return {k: params[k] for k in used}
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
+    """The single value a query returns (fetched completely: DuckDB 2 keeps a half-read result pending)."""
+    rows = con.execute(sql, params or {}).fetchall()
+    return rows[0][0] if rows else None
+
+
 def run_model(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: dict) -> int:
     sql = read_sql(relpath)
     con.execute(f"create or replace table {table} as {sql}", bind(sql, params))
-    return con.execute(f"select count(*) from {table}").fetchone()[0]
+    return scalar(con, f"select count(*) from {table}")
 
 
 def lake_params(settings: Settings, as_of: date) -> dict:
-    return {
-        "as_of": as_of,
-        "index_prices_glob": str(settings.lake_dir / "index_prices" / "*" / "*.parquet"),
-    }
+    """Parameters every model may use: the as-of date, where each dataset's Parquet files are (an empty typed
+    file for a dataset the lake does not hold yet), and the configured groups."""
+    params = {"as_of": as_of, "small_caps": list(settings.small_caps), "large_caps": list(settings.large_caps)}
+    for dataset in datasets.ALL:
+        has_data = dataset.has_data(settings.lake_dir)
+        if not has_data:
+            log.warning("the lake holds no %s yet: staging.%s will be empty", dataset.name, dataset.name)
+        params[f"{dataset.name}_glob"] = (dataset.glob(settings.lake_dir) if has_data
+                                          else str(dataset.empty_file(settings.build_dir)))
+    return params
 
 
 def build_indicators(con: duckdb.DuckDBPyConnection, params: dict, names: Iterable[str] | None = None) -> int:
@@ -77,7 +89,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection, params: dict, names: Iterab
             f"insert into marts.indicators select date, $indicator, subject, value from ({sql})",
             {**bind(sql, params), "indicator": indicator.name},
         )
-    return con.execute("select count(*) from marts.indicators").fetchone()[0]
+    return scalar(con, "select count(*) from marts.indicators")
 
 
 def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
@@ -148,4 +160,4 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
         "where database_name = current_database() order by 1"
     ).fetchall()
-    return {name: con.execute(f"select count(*) from {name}").fetchone()[0] for name, _ in rows}
+    return {name: scalar(con, f"select count(*) from {name}") for name, _ in rows}

@@ -406,6 +406,22 @@ def main(argv: list[str] | None = None) -> None:
     for path in paths.values():
         print(f"wrote {path} ({path.stat().st_size} bytes)")
     verify(paths)
+    generate_other_families(args.out, [d.date() for d in nyse_sessions()])
+
+
+def generate_other_families(out: Path, sessions: list) -> None:
+    """OCC options volume, CFTC positioning and ETF NAV history, each from its own seeded generator so
+    that regenerating one family leaves the others byte-identical."""
+    import cftc_sample
+    import etf_sample
+    import occ_sample
+
+    written = cftc_sample.generate(out, np.random.default_rng(SEED + 1))
+    cftc_sample.check(written)
+    written += occ_sample.generate(out, np.random.default_rng(SEED + 2), sessions)
+    written += etf_sample.generate(out, np.random.default_rng(SEED + 3), sessions)
+    total = sum(p.stat().st_size for p in written)
+    print(f"wrote {len(written)} OCC, CFTC and ETF files ({total} bytes)")
 
 
 if __name__ == "__main__":

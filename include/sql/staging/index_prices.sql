@@ -2,7 +2,7 @@
 -- as known on the run's as-of date.
 with source as (
 
-    select * from read_parquet($index_prices_glob, hive_partitioning = true)
+    select * from read_parquet($index_prices_glob, hive_partitioning = true, hive_types_autocast = false)
 
 ),
 

@@ -1,0 +1,83 @@
+"""The canonical datasets of the lake: name, hive partition key, unique key and typed schema.
+
+    lake/<name>/<partition>=<value>/data.parquet
+
+Each has a staging model `include/sql/staging/<name>.sql` reading it as `$<name>_glob`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regime import lake
+
+_POSITIONS = [
+    "dealer_positions_long_all", "dealer_positions_short_all", "dealer_positions_spread_all",
+    "asset_mgr_positions_long", "asset_mgr_positions_short", "asset_mgr_positions_spread",
+    "lev_money_positions_long", "lev_money_positions_short", "lev_money_positions_spread",
+    "other_rept_positions_long", "other_rept_positions_short", "other_rept_positions_spread",
+    "nonrept_positions_long_all", "nonrept_positions_short_all",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    partition: str  # hive partition column: one file per value
+    key: tuple[str, ...]  # unique within a partition; the newest fetch wins on it
+    schema: pa.Schema  # every column, the partition column included
+
+    def partition_path(self, lake_dir: Path, value: str) -> Path:
+        return lake.partition_path(lake_dir, self.name, self.partition, value)
+
+    def glob(self, lake_dir: Path) -> str:
+        return str(lake_dir / self.name / "*" / "data.parquet")
+
+    def has_data(self, lake_dir: Path) -> bool:
+        return any((lake_dir / self.name).glob("*/data.parquet"))
+
+    def empty_file(self, directory: Path) -> Path:
+        """A typed Parquet file with no rows, read in place of a dataset the lake does not hold yet."""
+        path = directory / f"empty-{self.name}.parquet"
+        if not path.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            with lake.atomic_path(path) as tmp:
+                pq.write_table(self.schema.empty_table(), tmp)
+        return path
+
+    def write(self, lake_dir: Path, frame: pd.DataFrame) -> dict[str, int]:
+        """Upsert `frame` into its partitions. Returns rows now held per partition value."""
+        missing = [f.name for f in self.schema if f.name not in frame.columns]
+        if missing:
+            raise ValueError(f"{self.name}: frame lacks columns {missing}")
+        columns = [f.name for f in self.schema if f.name != self.partition]
+        written = {}
+        for value, part in frame.groupby(self.partition, sort=True):
+            table = pa.Table.from_pandas(part[columns], preserve_index=False,
+                                         schema=pa.schema([self.schema.field(c) for c in columns]))
+            written[str(value)] = lake.upsert_partition(self.partition_path(lake_dir, str(value)),
+                                                        table.to_pandas(), on=list(self.key))
+        return written
+
+
+INDEX_PRICES = Dataset("index_prices", "symbol", ("date",), pa.schema([
+    ("date", pa.date32()), ("symbol", pa.string()), ("open", pa.float64()), ("high", pa.float64()),
+    ("low", pa.float64()), ("close", pa.float64()),
+]))
+OPTIONS_VOLUME = Dataset("options_volume", "underlying", ("date",), pa.schema([
+    ("date", pa.date32()), ("underlying", pa.string()), ("call_volume", pa.int64()), ("put_volume", pa.int64()),
+]))
+CFTC_TFF = Dataset("cftc_tff", "market_code", ("report_date",), pa.schema([
+    ("report_date", pa.date32()), ("release_date", pa.date32()), ("market_code", pa.string()),
+    ("market_name", pa.string()), ("open_interest", pa.int64()), *[(c, pa.int64()) for c in _POSITIONS],
+]))
+ETF_NAV = Dataset("etf_nav", "ticker", ("date",), pa.schema([
+    ("date", pa.date32()), ("ticker", pa.string()), ("nav", pa.float64()), ("shares_outstanding", pa.float64()),
+]))
+
+ALL: tuple[Dataset, ...] = (INDEX_PRICES, OPTIONS_VOLUME, CFTC_TFF, ETF_NAV)

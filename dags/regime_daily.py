@@ -1,108 +1,62 @@
-"""Daily regime pipeline: four upstream sources -> lake -> DuckDB warehouse -> validation gate -> publish -> alerts.
-
-Thin wiring only: every step lives in include/regime/pipeline.py.
-"""
+"""End-to-end regime pipeline in one DAG run: used by `make demo`, manual runs with a date and backfills."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import dag, task
 
-WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
-INDEX_PRICES = Asset("regime_index_prices", uri="file:///regime/lake/index_prices")
-OPTIONS_VOLUME = Asset("regime_options_volume", uri="file:///regime/lake/options_volume")
-CFTC_TFF = Asset("regime_cftc_tff", uri="file:///regime/lake/cftc_tff")
-ETF_NAV = Asset("regime_etf_nav", uri="file:///regime/lake/etf_nav")
-
-DEFAULT_ARGS = {
-    "owner": "regime",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
-
-
-def _ingest(dataset: str) -> dict:
-    from regime import pipeline
-    from regime.ingest import IngestError
-    from regime.runtime import permanent_failures
-
-    with permanent_failures(IngestError):
-        return pipeline.ingest(dataset, _as_of())
-
-
-def _as_of():
-    from regime.runtime import as_of_date
-
-    return as_of_date(get_current_context())
+from regime import orchestration as run
+from regime.orchestration import LAKE, WAREHOUSE, default_args
 
 
 @dag(
     dag_id="regime_daily",
-    schedule=CronTriggerTimetable("30 18 * * 1-5", timezone="America/New_York"),
+    schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["regime", "daily"],
+    default_args=default_args(),
+    tags=["regime", "manual", "backfill"],
     doc_md="""
-### Daily regime pipeline
+### Regime pipeline, end to end
 The four `ingest_*` tasks land Cboe index history, OCC options volume, CFTC positioning and ETF NAV
-history (mirror or live, see `REGIME_SOURCE`) and write canonical Parquet. `build_warehouse` builds a
-staging DuckDB copy from `include/sql`. `validate_warehouse` runs the Great Expectations gate: a blocking
-failure discards the copy and fails here, and analysts keep the last good warehouse. `publish_warehouse`
-swaps it in atomically; `send_alerts` mails new extreme readings once.
-Trigger with a date: `airflow dags test regime_daily 2024-07-16` or conf `{"as_of": "2024-07-16"}`.
+history (mirror or live, see `REGIME_SOURCE`) and write canonical Parquet. `build_validate_publish`
+builds a staging DuckDB copy from `include/sql`, runs the Great Expectations gate and swaps it in
+atomically; a blocking failure fails here and analysts keep the last good warehouse. `send_alerts`
+mails new extreme readings once.
+
+The scheduled path is the per-source `ingest_*` DAGs plus `regime_transform`; this DAG runs the same task
+code for one date on demand: `airflow dags test regime_daily 2024-07-16`, or trigger with conf
+`{"as_of": "2024-07-16"}`. Backfills: `regime-backfill --start … --end …` (docs/operations.md).
 """,
 )
 def regime_daily():
-    @task(outlets=[INDEX_PRICES])
+    @task(outlets=[LAKE["index_prices"]])
     def ingest_index_prices() -> dict:
-        return _ingest("index_prices")
+        return run.ingest("index_prices")
 
-    @task(outlets=[OPTIONS_VOLUME])
+    @task(outlets=[LAKE["options_volume"]])
     def ingest_options_volume() -> dict:
-        return _ingest("options_volume")
+        return run.ingest("options_volume")
 
-    @task(outlets=[CFTC_TFF])
+    @task(outlets=[LAKE["cftc_tff"]])
     def ingest_cftc_tff() -> dict:
-        return _ingest("cftc_tff")
+        return run.ingest("cftc_tff")
 
-    @task(outlets=[ETF_NAV])
+    @task(outlets=[LAKE["etf_nav"]])
     def ingest_etf_nav() -> dict:
-        return _ingest("etf_nav")
-
-    @task(retries=0)
-    def build_warehouse(ingested: list) -> str:
-        from regime import pipeline
-
-        return pipeline.build(_as_of())
-
-    @task(retries=0)
-    def validate_warehouse(staging: str) -> str:
-        from regime import pipeline
-        from regime.runtime import permanent_failures
-        from regime.validation.gate import ValidationFailed
-
-        with permanent_failures(ValidationFailed):
-            pipeline.validate(staging, _as_of())
-        return staging
+        return run.ingest("etf_nav")
 
     @task(outlets=[WAREHOUSE], retries=0)
-    def publish_warehouse(staging: str) -> str:
-        from regime import pipeline
-
-        return pipeline.publish(staging)
+    def build_validate_publish(ingested: list) -> dict:
+        return run.build_validate_publish()
 
     @task
-    def send_alerts(published: str) -> dict:
-        from regime import pipeline
-
-        return pipeline.alert(_as_of())
+    def send_alerts(published: dict) -> dict:
+        return run.send_alerts()
 
     ingested = [ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()]
-    send_alerts(publish_warehouse(validate_warehouse(build_warehouse(ingested))))
+    send_alerts(build_validate_publish(ingested))
+
 
 regime_daily()

@@ -51,8 +51,8 @@ def run_dag(as_of: date, env: dict, log_path: Path) -> int:
             if step:
                 verb = "running " if step.group(1) == "starting" else "finished"
                 print(f"  [{time.monotonic() - started:5.1f}s] {verb} {step.group(2)}", flush=True)
-            elif " error " in line.lower() or "[error" in line.lower():
-                print("  " + line.rstrip()[:300], flush=True)
+            elif line.lstrip().startswith(("BLOCKING", "regime.", "airflow.sdk.exceptions.AirflowFailException")):
+                print("  " + line.rstrip()[:400], flush=True)
         code = proc.wait()
     print(f"airflow dags test finished in {time.monotonic() - started:.1f}s with exit code {code}")
     return code

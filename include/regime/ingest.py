@@ -147,13 +147,15 @@ def ingest_cboe(settings: Settings, as_of: date) -> IngestResult:
 # --------------------------------------------------------------------------- OCC options volume
 
 
-def _occ_days(settings: Settings, as_of: date) -> list[date]:
+def _occ_days(settings: Settings, as_of: date, days: list[date] | None = None) -> list[date]:
     """Days to ask OCC for: in mirror mode every NYSE session with a day folder up to the as-of date; live,
     the sessions of the look-back window. Days already in the lake for every underlying are not fetched again.
     (OCC has nothing for other days: it answers 'No record(s) found'.)"""
     from regime.calendar import is_session, sessions_until
 
-    if settings.source == "mirror":
+    if days is not None:
+        days = [d for d in days if d <= as_of and is_session(d)]
+    elif settings.source == "mirror":
         folder = settings.mirror_dir / occ.FOLDER
         pattern = re.compile(r"^\d{4}-\d{2}-\d{2}$")
         days = sorted(date.fromisoformat(p.name) for p in folder.glob("*") if p.is_dir() and pattern.match(p.name))
@@ -174,9 +176,10 @@ def _dates_in_lake(settings: Settings, dataset: Dataset, values: Iterable[str]) 
     return common or set()
 
 
-def ingest_occ(settings: Settings, as_of: date) -> IngestResult:
+def ingest_occ(settings: Settings, as_of: date, days: list[date] | None = None) -> IngestResult:
+    """OCC volume for `days` (default: see _occ_days), skipping days the lake already has."""
     result = IngestResult(dataset=datasets.OPTIONS_VOLUME.name, as_of=as_of)
-    days = _occ_days(settings, as_of)
+    days = _occ_days(settings, as_of, days)
 
     def parser(underlying: str, day: date):
         return lambda data, location: occ.parse(data, location, underlying, day)

@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
     """Ingest one canonical dataset (index_prices, options_volume, cftc_tff, etf_nav) as of `as_of`."""
     from regime.ingest import INGESTERS
+    from regime.locks import exclusive
 
     settings = settings or get_settings()
-    result = INGESTERS[dataset](settings, as_of)
+    with exclusive(settings.state_dir / f"ingest-{dataset}.lock", f"ingest of {dataset}"):
+        result = INGESTERS[dataset](settings, as_of)
     if result.missing:
         log.warning("%s: not available upstream, skipped: %s", dataset, ", ".join(result.missing[:20]))
     return result.as_xcom()
@@ -59,6 +61,19 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
 def publish(staging: str, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     return str(warehouse.publish(settings, Path(staging)))
+
+
+def build_validate_publish(as_of: date, settings: Settings | None = None) -> dict:
+    """Build a staging copy, validate it, publish it: one writer of the warehouse at a time (a second run waits
+    for the lock). A failed validation raises with the summary; the published warehouse stays as it was."""
+    from regime.locks import exclusive
+
+    settings = settings or get_settings()
+    with exclusive(settings.state_dir / "warehouse.lock", "the warehouse"):
+        staging = build(as_of, settings)
+        summary = validate(staging, as_of, settings)
+        summary["published"] = publish(staging, settings)
+    return summary
 
 
 def alert(as_of: date, settings: Settings | None = None) -> dict:

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
+from zoneinfo import ZoneInfo
 
 
 def as_of_date(context) -> date:
-    """The run's as-of date: `as_of` from the trigger's conf if given, else the logical date (UTC date),
-    else the date the run was due. Partitions are keyed by this, never by now()."""
+    """The run's as-of date. In order: `as_of` in the trigger's conf; for a run triggered by Asset events,
+    the latest `as_of` those events carry; the logical date (its UTC date: the NYSE timetable's logical date is
+    the session at 00:00 UTC, `airflow dags test DAG 2024-07-16` gives 2024-07-16); else the New York date the
+    run was due. Partitions are keyed by this, never by now()."""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     if conf.get("as_of"):
         return date.fromisoformat(str(conf["as_of"]))
+    from_events = _from_asset_events(context)
+    if from_events is not None:
+        return from_events
     logical = context.get("logical_date")
     if logical is None and dag_run is not None:
         logical = getattr(dag_run, "run_after", None)
+        if logical is not None:
+            return logical.astimezone(ZoneInfo("America/New_York")).date()
     if logical is None:
         raise ValueError("cannot tell the run's as-of date: no conf['as_of'], logical date or run_after")
-    return logical.astimezone(_utc()).date() if logical.tzinfo else logical.date()
+    return logical.astimezone(UTC).date() if logical.tzinfo else logical.date()
 
 
-def _utc():
-    from datetime import UTC
-
-    return UTC
+def _from_asset_events(context) -> date | None:
+    events = context.get("triggering_asset_events") or {}
+    days = []
+    for asset_events in events.values():
+        for event in asset_events:
+            value = (getattr(event, "extra", None) or {}).get("as_of")
+            if value:
+                days.append(date.fromisoformat(str(value)))
+    return max(days) if days else None
 
 
 class permanent_failures:  # noqa: N801 (used as a context manager, reads like a statement)

@@ -1,0 +1,58 @@
+"""One ingest DAG per source, each on its publisher's real schedule; each updates its lake Asset, which
+triggers `regime_transform` (data-aware scheduling)."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+from regime_timetables import NYSESessionTimetable
+
+from regime import orchestration as run
+from regime.orchestration import LAKE, default_args
+
+START = pendulum.datetime(2024, 1, 1, tz="America/New_York")
+
+# dataset -> (schedule, what the schedule means)
+SCHEDULES = {
+    "index_prices": (NYSESessionTimetable(delay_minutes=120),
+                     "NYSE sessions only, 2 h after the close (Cboe updates its history files after the close)"),
+    "options_volume": (NYSESessionTimetable(delay_minutes=17 * 60),
+                       "NYSE sessions only, the next morning (OCC publishes a session's volume the next day)"),
+    "cftc_tff": (CronTriggerTimetable("0 17 * * 1,5", timezone="America/New_York"),
+                 "Fridays and Mondays 17:00 New York (released Fridays 15:30; holiday weeks on Monday)"),
+    "etf_nav": (NYSESessionTimetable(delay_minutes=240),
+                "NYSE sessions only, 4 h after the close (issuers post the day's NAV in the evening)"),
+}
+
+
+def ingest_dag(dataset: str):
+    schedule, when = SCHEDULES[dataset]
+
+    @dag(
+        dag_id=f"ingest_{dataset}",
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(retries=3),
+        tags=["regime", "ingest", dataset],
+        doc_md=f"""
+### Ingest `{dataset}`
+Schedule: {when}. Obtains the upstream files (mirror or live, `REGIME_SOURCE`), lands the raw bytes in
+`raw/`, and upserts canonical Parquet into `lake/{dataset}/`. A malformed file fails the task at once
+(no retry) with the file and the problem in the log and the bytes in `quarantine/`; network errors are
+retried. Success updates the Asset `{LAKE[dataset].name}`, which triggers `regime_transform`.
+""",
+    )
+    def ingest_source():
+        @task(task_id=f"ingest_{dataset}", outlets=[LAKE[dataset]])
+        def ingest() -> dict:
+            return run.ingest(dataset)
+
+        ingest()
+
+    return ingest_source()
+
+
+for _dataset in SCHEDULES:
+    ingest_dag(_dataset)

@@ -1,0 +1,42 @@
+"""Build, validate, publish and alert whenever an ingest DAG updates the lake (data-aware scheduling)."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from regime import orchestration as run
+from regime.orchestration import LAKE, WAREHOUSE, default_args
+
+
+@dag(
+    dag_id="regime_transform",
+    schedule=(LAKE["index_prices"] | LAKE["options_volume"] | LAKE["cftc_tff"] | LAKE["etf_nav"]),
+    start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["regime", "transform"],
+    doc_md="""
+### Transform, validate, publish, alert
+Triggered by any lake Asset update. Runs as of the latest `as_of` the triggering Asset events carry.
+`build_validate_publish` builds a staging DuckDB copy of the warehouse from `include/sql`, validates it
+with Great Expectations and swaps it in atomically (one writer at a time: a second run waits for the
+lock). A blocking validation failure fails the task with the failing checks in its log, records them in
+`meta.validation_runs` and leaves analysts on the last good warehouse. `send_alerts` mails new extreme
+readings once per episode.
+""",
+)
+def regime_transform():
+    @task(outlets=[WAREHOUSE], retries=0)
+    def build_validate_publish() -> dict:
+        return run.build_validate_publish()
+
+    @task
+    def send_alerts(published: dict) -> dict:
+        return run.send_alerts()
+
+    send_alerts(build_validate_publish())
+
+
+regime_transform()

@@ -1,0 +1,80 @@
+"""What the DAG files share: Assets, default task arguments (retries, failure mail) and the bodies of their
+tasks. Light at import (DAG parse time): airflow.sdk only; everything heavy is imported inside the tasks."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from airflow.sdk import Asset, get_current_context
+
+WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
+LAKE = {
+    name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}")
+    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav")
+}
+
+FAILURE_SUBJECT = "[regime] {{ ti.dag_id }}.{{ ti.task_id }} failed (run {{ run_id }})"
+FAILURE_HTML = """
+<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed on try {{ ti.try_number }}.</p>
+<p>Run: {{ run_id }} &middot; logical date: {{ logical_date }}</p>
+<pre style="white-space: pre-wrap">{{ exception }}</pre>
+<p><a href="{{ ti.log_url }}">Open the task log</a></p>
+"""
+
+
+def default_args(retries: int = 2) -> dict:
+    """Retries with exponential backoff, and a mail to the operators (Airflow Variable `regime_operator_to`,
+    e.g. AIRFLOW_VAR_REGIME_OPERATOR_TO) through the SMTP connection when a task fails for good."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return {
+        "owner": "regime",
+        "retries": retries,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": SmtpNotifier(
+            to="{{ var.value.get('regime_operator_to', 'regime-operators@localhost') }}",
+            subject=FAILURE_SUBJECT,
+            html_content=FAILURE_HTML,
+            smtp_conn_id="smtp_default",
+        ),
+    }
+
+
+def as_of() -> date:
+    """The as-of date of the running task (see regime.runtime.as_of_date)."""
+    from regime.runtime import as_of_date
+
+    return as_of_date(get_current_context())
+
+
+def ingest(dataset: str) -> dict:
+    """Ingest one dataset; mark its Asset event with the as-of date it covers."""
+    from regime import pipeline
+    from regime.ingest import IngestError
+    from regime.runtime import permanent_failures
+
+    day = as_of()
+    with permanent_failures(IngestError):
+        result = pipeline.ingest(dataset, day)
+    get_current_context()["outlet_events"][LAKE[dataset]].extra = {"as_of": day.isoformat()}
+    return result
+
+
+def build_validate_publish() -> dict:
+    from regime import pipeline
+    from regime.runtime import permanent_failures
+    from regime.validation.gate import ValidationFailed
+
+    day = as_of()
+    with permanent_failures(ValidationFailed):
+        summary = pipeline.build_validate_publish(day)
+    get_current_context()["outlet_events"][WAREHOUSE].extra = {"as_of": day.isoformat()}
+    return summary
+
+
+def send_alerts() -> dict:
+    from regime import pipeline
+
+    return pipeline.alert(as_of())

@@ -1,0 +1,198 @@
+"""Operations: schedules (NYSE timetable), DAG wiring, failure mail to operators, backfill, the compose file."""
+
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+
+import pendulum
+import pytest
+import yaml
+
+from conftest import AIRFLOW, PROJECT, SAMPLE_LAST, file_digest
+from regime import pipeline
+from regime.runtime import as_of_date
+
+sys.path.insert(0, str(PROJECT / "plugins"))
+from regime_timetables import NYSESessionTimetable  # noqa: E402
+
+
+def _runs(timetable, start, count):
+    from airflow.timetables.base import TimeRestriction
+
+    restriction = TimeRestriction(earliest=start, latest=None, catchup=True)
+    info, out = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction), []
+    for _ in range(count):
+        out.append((info.logical_date.date().isoformat(),
+                    info.run_after.in_timezone("America/New_York").strftime("%a %H:%M")))
+        info = timetable.next_dagrun_info(last_automated_data_interval=info.data_interval, restriction=restriction)
+    return out
+
+
+def test_nyse_timetable_runs_on_sessions_only_after_the_close():
+    runs = _runs(NYSESessionTimetable(delay_minutes=120), pendulum.datetime(2024, 7, 1, tz="UTC"), 6)
+    assert runs == [
+        ("2024-07-01", "Mon 18:00"),
+        ("2024-07-02", "Tue 18:00"),
+        ("2024-07-03", "Wed 15:00"),  # early close at 13:00 before Independence Day
+        ("2024-07-05", "Fri 18:00"),  # no run for the July 4th holiday
+        ("2024-07-08", "Mon 18:00"),  # none on the weekend
+        ("2024-07-09", "Tue 18:00"),
+    ]
+
+
+def test_nyse_timetable_skips_exchange_only_closures():
+    # 2025-01-09: NYSE closed for President Carter's national day of mourning (a weekday, not a federal holiday)
+    runs = _runs(NYSESessionTimetable(), pendulum.datetime(2025, 1, 8, tz="UTC"), 2)
+    assert [d for d, _ in runs] == ["2025-01-08", "2025-01-10"]
+
+
+def test_nyse_timetable_round_trips_through_serialization():
+    timetable = NYSESessionTimetable(delay_minutes=240)
+    again = NYSESessionTimetable.deserialize(json.loads(json.dumps(timetable.serialize())))
+    assert again.delay_minutes == 240 and again.summary == "XNYS close + 240m"
+
+
+@pytest.mark.parametrize(("context", "expected"), [
+    ({"dag_run": SimpleNamespace(conf={"as_of": "2024-07-16"}), "logical_date": datetime(2024, 7, 20, tzinfo=UTC)},
+     date(2024, 7, 16)),
+    ({"dag_run": SimpleNamespace(conf={}), "logical_date": datetime(2024, 7, 17, tzinfo=UTC)}, date(2024, 7, 17)),
+    ({"dag_run": SimpleNamespace(conf={}, run_after=datetime(2024, 7, 18, 1, 0, tzinfo=UTC)), "logical_date": None,
+      "triggering_asset_events": {"a": [SimpleNamespace(extra={"as_of": "2024-07-16"}),
+                                        SimpleNamespace(extra={"as_of": "2024-07-17"})]}}, date(2024, 7, 17)),
+    # an asset-triggered run with no as-of in its events: the New York date it was due (01:00 UTC = 21:00 NY)
+    ({"dag_run": SimpleNamespace(conf={}, run_after=datetime(2024, 7, 18, 1, 0, tzinfo=UTC)), "logical_date": None},
+     date(2024, 7, 17)),
+])
+def test_as_of_date_rules(context, expected):
+    assert as_of_date(context) == expected
+
+
+def test_dags_are_thin_wired_and_parse_without_heavy_imports(airflow_home):
+    code = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "heavy": [m for m in
+       ("duckdb", "great_expectations", "exchange_calendars", "matplotlib", "regime.pipeline") if m in sys.modules]}
+for dag_id, dag in bag.dags.items():
+    out[dag_id] = {"doc": bool(dag.doc_md), "tags": sorted(dag.tags), "tasks": sorted(dag.task_ids),
+                   "summary": getattr(dag.timetable, "summary", ""), "schedule": repr(dag.timetable),
+                   "retries": {t.task_id: t.retries for t in dag.tasks},
+                   "notifier": all(type(cb).__name__ == "SmtpNotifier" for t in dag.tasks
+                                   for cb in (t.on_failure_callback or [None]))}
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(PROJECT / "dags")], env=airflow_home,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bag = json.loads(done.stdout.strip().splitlines()[-1])
+    assert bag.pop("errors") == {}
+    assert bag.pop("heavy") == []  # no heavy imports or I/O at parse time
+    assert sorted(bag) == ["ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices", "ingest_options_volume",
+                           "regime_daily", "regime_transform"]
+    assert all(d["doc"] and "regime" in d["tags"] and d["notifier"] for d in bag.values())
+    assert bag["ingest_index_prices"]["summary"] == "XNYS close + 120m"
+    assert bag["ingest_options_volume"]["summary"] == "XNYS close + 1020m"
+    assert bag["ingest_etf_nav"]["retries"] == {"ingest_etf_nav": 3}
+    assert bag["regime_transform"]["tasks"] == ["build_validate_publish", "send_alerts"]
+    schedule = bag["regime_transform"]["schedule"]
+    assert schedule.startswith("AssetTriggeredTimetable(asset_condition=AssetAny(")  # data-aware: any lake update
+    assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "cftc_tff",
+                                                                  "etf_nav"))
+
+
+@pytest.mark.airflow
+def test_a_failed_task_mails_the_operators(run_dag, mirror, smtp):
+    (mirror / "cboe" / "SPX_History.csv").write_bytes(b"DATE,OPEN,HIGH,LOW,CLOSE\n07/16/2024,1,2,0.5,n/a\n")
+    done = run_dag(SAMPLE_LAST, extra_env={"AIRFLOW_VAR_REGIME_OPERATOR_TO": "ops@example.test"})
+    assert done.returncode != 0
+    [mail] = [m for m in smtp.messages if m["To"] == "ops@example.test"]
+    assert mail["Subject"].startswith("[regime] regime_daily.ingest_index_prices failed (run ")
+    body = mail.get_body().get_content()
+    assert "SPX_History.csv: line 2: CLOSE value 'n/a' is not a finite number" in body
+    assert "try_number=1" in body and "/dags/regime_daily/runs/" in body  # the link to the task log
+
+
+@pytest.mark.airflow
+def test_transform_dag_publishes_and_alerts_from_the_lake(run_dag, settings, smtp):
+    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
+        pipeline.ingest(name, SAMPLE_LAST, settings)
+    done = run_dag(SAMPLE_LAST, dag_id="regime_transform")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert settings.warehouse_path.exists()
+    assert [m["Subject"] for m in smtp.messages][0].startswith("Regime alert: RUT 4.4")
+
+
+@pytest.mark.airflow
+def test_ingest_dag_runs_its_source_only(run_dag, settings):
+    done = run_dag(SAMPLE_LAST, dag_id="ingest_cftc_tff")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert [p.name for p in settings.lake_dir.iterdir()] == ["cftc_tff"]
+    assert not settings.warehouse_path.exists()
+
+
+def test_backfill_shows_progress_and_resumes_after_a_failure(settings, mirror):
+    bad = mirror / "occ" / "volume-query" / "2024-06-14" / "IWM.csv"
+    good = bad.read_bytes()
+    bad.write_bytes(b"quantity,underlying\n1,IWM\n")
+    cmd = [str(PROJECT / ".venv" / "bin" / "regime-backfill"), "--start", "2024-05-01", "--end", "2024-07-17"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode != 0
+    assert "2024-06-14/IWM.csv" in first.stderr
+    checkpoint = settings.state_dir / "backfill" / "2024-05-01_2024-07-17.json"
+    done_before = json.loads(checkpoint.read_text())["done"]
+    assert "ingest options_volume 2024-05" in done_before and "ingest options_volume 2024-06" not in done_before
+
+    bad.write_bytes(good)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads(second.stdout[second.stdout.index("{"):])
+    assert summary["skipped"] == len(done_before)  # finished steps are not redone
+    assert "build, validate, publish" in second.stdout + second.stderr  # the progress bar names its steps
+    published = file_digest(settings.warehouse_path)
+
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert json.loads(third.stdout[third.stdout.index("{"):])["skipped"] == 7
+    assert file_digest(settings.warehouse_path) == published  # safe to rerun
+
+
+def test_compose_file_matches_the_code():
+    compose = yaml.safe_load((PROJECT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "api-server", "scheduler", "dag-processor", "triggerer", "mailpit"} <= set(services)
+    assert services["redis"]["profiles"] == ["celery"] and services["airflow-worker"]["profiles"] == ["celery"]
+    assert services["airflow-worker"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    env = services["scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"].endswith("LocalExecutor}")
+    assert "postgresql" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    for mount in services["scheduler"]["volumes"]:
+        source, target = mount.split(":")[:2]
+        if source.startswith("./"):
+            assert (PROJECT / source).exists(), f"{source} is mounted but not in the repository"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/regime/dags"
+    documented = (PROJECT / "include" / "regime" / "config.py").read_text()
+    for key in env:
+        if key.startswith("REGIME_"):
+            assert f"| {key} |" in documented, f"{key} is set in the compose file but not a documented setting"
+    text = (PROJECT / "docker-compose.yml").read_text()
+    for line in text.splitlines():
+        if "PASSWORD" in line and ":-" in line:
+            assert "local-only" in line, f"a default password not marked local-only: {line.strip()}"
+
+
+def test_dags_serialize_for_the_scheduler_and_are_listed(airflow_home):
+    # what the dag-processor does: serialize every DAG (the custom timetable included) into the metadata DB
+    done = subprocess.run([AIRFLOW, "dags", "reserialize"], env=airflow_home, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([AIRFLOW, "dags", "list", "--output", "json"], env=airflow_home, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [listing] = [line for line in done.stdout.splitlines() if line.startswith("[{")]
+    listed = {d["dag_id"] for d in json.loads(listing)}
+    assert {"regime_daily", "regime_transform", "ingest_index_prices"} <= listed
+    nxt = subprocess.run([AIRFLOW, "dags", "next-execution", "ingest_index_prices"], env=airflow_home,
+                         capture_output=True, text=True, timeout=300)
+    assert nxt.returncode == 0, nxt.stderr[-2000:]

@@ -62,7 +62,7 @@ def summary(settings: Settings, as_of: date) -> None:
     con = warehouse.connect_readonly(settings.warehouse_path)
     try:
         print(f"\nWarehouse: {settings.warehouse_path}")
-        print(f"  open it with: duckdb -readonly {settings.warehouse_path}")
+        print("  query it with: .venv/bin/regime sql \"select * from marts.indicators limit 5\"  (read-only)")
         for table, count in warehouse.table_counts(con).items():
             print(f"  {table:<24} {count:>8} rows")
         rows = con.execute(

@@ -1,0 +1,509 @@
+"""Answers to an analyst's questions about the published warehouse, and the plain words that phrase them.
+
+The `regime` command (regime/cli.py) prints these; reports and alert mails may reuse them, e.g.
+`describe_since(reading)` -> "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since
+1987-10-27); percentile 100".
+
+Every function takes an open connection; values always reach SQL as bound parameters ($name), never as text.
+A question the warehouse cannot answer as asked raises AnswerError with a one-line message saying what would work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from regime import indicators as _registry
+from regime.indicators import REGISTRY
+
+HEADLINE = tuple(indicator.name for indicator in REGISTRY if indicator.headline)
+# A record counts once its series is this old (as in marts.regime_daily.records).
+RECORD_MIN_DAYS: int = int(getattr(_registry, "REGIME_RULES", {}).get("record_min_days", 0))
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class AnswerError(ValueError):
+    """The question cannot be answered as asked; the message (one line) says why and what would work."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading with its place in its history: a row of marts.extremes."""
+
+    date: date
+    indicator: str
+    subject: str
+    value: float
+    history_start: date
+    highest_since: date | None  # latest earlier date whose value was >= this one; None: nothing earlier was
+    lowest_since: date | None  # latest earlier date whose value was <= this one; None: nothing earlier was
+    is_record_high: bool
+    is_record_low: bool
+    pct_rank: float  # readings up to this date with a value <= this one, over the readings up to this date
+
+    @classmethod
+    def from_row(cls, row: Any) -> Reading:
+        """From a Reading, a mapping or anything indexable by column name (a dict, a pandas row)."""
+        if isinstance(row, Reading):
+            return row
+        values = {f.name: row[f.name] for f in fields(cls)}
+        for key in ("date", "history_start", "highest_since", "lowest_since"):
+            values[key] = _as_date(values[key])
+        return cls(**values)
+
+    @property
+    def is_first(self) -> bool:
+        return self.date == self.history_start
+
+
+COLUMNS = tuple(f.name for f in fields(Reading))
+_SELECT = ", ".join(COLUMNS)
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or value != value:  # None, NaT
+        return None
+    if isinstance(value, datetime) or hasattr(value, "to_pydatetime"):
+        return value.date()
+    return value
+
+
+# ---------------------------------------------------------------- opening the warehouse
+
+
+def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    """The published warehouse, read-only, with no access to other files, the network or extensions
+    (so not even a SELECT can write a file or fetch a URL), configuration locked."""
+    missing = AnswerError(f"no warehouse at {path}: run the pipeline first (make demo)")
+    if not path.is_file() or path.stat().st_size == 0:
+        raise missing
+    try:
+        con = duckdb.connect(str(path), read_only=True, config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "lock_configuration": True,
+        })
+    except duckdb.Error as exc:
+        raise AnswerError(f"cannot open the warehouse at {path}: {first_line(exc)}") from None
+    if not has_table(con, "marts", "indicators"):
+        con.close()
+        raise missing
+    return con
+
+
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    rows = con.execute(
+        "select count(*) from information_schema.tables"
+        " where table_catalog = current_database() and table_schema = $schema and table_name = $table",
+        {"schema": schema, "table": table},
+    ).fetchall()
+    return rows[0][0] > 0
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def parse_date(text: str) -> date:
+    if _DATE.fullmatch(text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass
+    raise AnswerError(f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2024-07-16")
+
+
+def indicator_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [name for (name,) in con.execute("select distinct indicator from marts.indicators order by 1").fetchall()]
+
+
+def subject_names(con: duckdb.DuckDBPyConnection, indicator: str | None = None) -> list[str]:
+    rows = con.execute(
+        "select distinct subject from marts.indicators where $indicator is null or indicator = $indicator order by 1",
+        {"indicator": indicator},
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def resolve_indicator(con: duckdb.DuckDBPyConnection, name: str, subject: str | None = None) -> str:
+    """The indicator as the warehouse spells it (case-insensitive if unambiguous), or AnswerError with suggestions.
+    `subject`, the argument given after it, only serves to spot the two given the wrong way round."""
+    known = indicator_names(con)
+    found = _match(name, known)
+    if found is not None:
+        return found
+    message = f"unknown indicator {name!r}"
+    rows = con.execute("select distinct indicator from marts.indicators where subject = $subject order by 1",
+                       {"subject": name}).fetchall()
+    of_subject = [indicator for (indicator,) in rows]
+    if of_subject:
+        example = subject if subject in of_subject else of_subject[0]
+        raise AnswerError(f"{message}: that is a subject; give the indicator first, e.g. {example} {name}")
+    raise AnswerError(message + _suggest(name, known, "indicators"))
+
+
+def resolve_subject(con: duckdb.DuckDBPyConnection, indicator: str, name: str) -> str:
+    """The subject of `indicator` as the warehouse spells it, or AnswerError with suggestions."""
+    rows = con.execute(
+        "select count(*) from marts.indicators where indicator = $indicator and subject = $subject",
+        {"indicator": indicator, "subject": name},
+    ).fetchall()
+    if rows[0][0]:
+        return name
+    known = subject_names(con, indicator)
+    found = _match(name, known)
+    if found is not None:
+        return found
+    raise AnswerError(f"unknown subject {name!r} for {indicator}" + _suggest(name, known, f"subjects of {indicator}"))
+
+
+def _match(name: str, known: list[str]) -> str | None:
+    if name in known:
+        return name
+    folded = [k for k in known if k.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _suggest(name: str, known: list[str], what: str) -> str:
+    by_fold: dict[str, str] = {}
+    for k in known:
+        by_fold.setdefault(k.casefold(), k)
+    close = [by_fold[m] for m in difflib.get_close_matches(name.casefold(), list(by_fold), n=3, cutoff=0.6)]
+    if close:
+        return "; did you mean " + _either([repr(c) for c in close]) + "?"
+    if not known:
+        return f"; there are no {what}"
+    shown = ", ".join(known[:10]) + (f", … ({len(known)} in all)" if len(known) > 10 else "")
+    return f"; known {what}: {shown}"
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# ---------------------------------------------------------------- dates with data
+
+
+def _pair_filter(indicator: str | None, subject: str | None) -> str:
+    sql = ""
+    if indicator is not None:
+        sql += " and indicator = $indicator"
+    if subject is not None:
+        sql += " and subject = $subject"
+    return sql
+
+
+def _pair_params(indicator: str | None, subject: str | None) -> dict:
+    params = {}
+    if indicator is not None:
+        params["indicator"] = indicator
+    if subject is not None:
+        params["subject"] = subject
+    return params
+
+
+def _what(indicator: str | None, subject: str | None) -> str:
+    return " ".join(part for part in (subject, indicator) if part is not None)
+
+
+def latest_date(con: duckdb.DuckDBPyConnection, indicator: str | None = None, subject: str | None = None) -> date:
+    """The latest date with a (non-NULL) reading, of one indicator/subject if given."""
+    rows = con.execute(
+        "select max(date) from marts.indicators where value is not null" + _pair_filter(indicator, subject),
+        _pair_params(indicator, subject),
+    ).fetchall()
+    if rows[0][0] is None:
+        what = _what(indicator, subject)
+        raise AnswerError(f"{what} has no readings yet" if what else "the warehouse holds no readings yet")
+    return rows[0][0]
+
+
+def nearest_dates(con: duckdb.DuckDBPyConnection, day: date, indicator: str | None = None,
+                  subject: str | None = None) -> tuple[date | None, date | None]:
+    """The latest date before `day` and the earliest after it with a (non-NULL) reading."""
+    rows = con.execute(
+        "select max(date) filter (where date < $day), min(date) filter (where date > $day)"
+        " from marts.indicators where value is not null" + _pair_filter(indicator, subject),
+        {"day": day, **_pair_params(indicator, subject)},
+    ).fetchall()
+    return rows[0][0], rows[0][1]
+
+
+def _nearest_hint(con, day: date, indicator: str | None = None, subject: str | None = None) -> str:
+    near = [d.isoformat() for d in nearest_dates(con, day, indicator, subject) if d is not None]
+    if not near:
+        return "; there are no dates with data"
+    return f"; nearest date{'s' if len(near) > 1 else ''} with data: {' and '.join(near)}"
+
+
+# ---------------------------------------------------------------- readings and their extremes
+
+
+# The same columns as marts.extremes, computed for the readings of one date from marts.indicators: for a warehouse
+# built before marts.extremes existed. Definitions as in include/sql/marts/extremes.sql.
+_COMPUTED = """
+with readings as (
+    select date, indicator, subject, value from marts.indicators where value is not null and isfinite(value)
+),
+day as (
+    select * from readings where date = $day{filter}
+)
+select
+    d.date, d.indicator, d.subject, d.value,
+    min(r.date) as history_start,
+    max(r.date) filter (where r.date < d.date and r.value >= d.value) as highest_since,
+    max(r.date) filter (where r.date < d.date and r.value <= d.value) as lowest_since,
+    count(*) filter (where r.date < d.date) > 0
+        and count(*) filter (where r.date < d.date and r.value >= d.value) = 0 as is_record_high,
+    count(*) filter (where r.date < d.date) > 0
+        and count(*) filter (where r.date < d.date and r.value <= d.value) = 0 as is_record_low,
+    count(*) filter (where r.date <= d.date and r.value <= d.value)
+        / count(*) filter (where r.date <= d.date) as pct_rank
+from day as d
+inner join readings as r on r.indicator = d.indicator and r.subject = d.subject
+group by all
+order by d.indicator, d.subject
+"""
+
+
+def readings_on(con: duckdb.DuckDBPyConnection, day: date, indicator: str | None = None, subject: str | None = None,
+                *, use_extremes: bool | None = None) -> list[Reading]:
+    """The readings of `day` (of one indicator/subject if given) with their extremes, ordered by indicator and
+    subject. From marts.extremes when the warehouse has it (use_extremes=None), else computed from
+    marts.indicators; NULL and non-finite readings are not readings."""
+    if use_extremes is None:
+        use_extremes = has_table(con, "marts", "extremes")
+    params = {"day": day, **_pair_params(indicator, subject)}
+    if use_extremes:
+        sql = (f"select {_SELECT} from marts.extremes where date = $day" + _pair_filter(indicator, subject)
+               + " order by indicator, subject")
+    else:
+        sql = _COMPUTED.format(filter=_pair_filter(indicator, subject))
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [Reading.from_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+
+def since(con: duckdb.DuckDBPyConnection, indicator: str, subject: str, day: date | None = None) -> Reading:
+    """One reading with its extremes: of `day`, or of the latest date with a reading."""
+    indicator = resolve_indicator(con, indicator, subject)
+    subject = resolve_subject(con, indicator, subject)
+    if day is None:
+        day = latest_date(con, indicator, subject)
+    found = readings_on(con, day, indicator, subject)
+    if found:
+        return found[0]
+    rows = con.execute(
+        "select value from marts.indicators where date = $day and indicator = $indicator and subject = $subject",
+        {"day": day, "indicator": indicator, "subject": subject},
+    ).fetchall()
+    what = f"{subject} {indicator}"
+    problem = f"{what} on {day} has no value (not defined on that date)" if rows else f"no {what} reading on {day}"
+    raise AnswerError(problem + _nearest_hint(con, day, indicator, subject))
+
+
+def history(con: duckdb.DuckDBPyConnection, indicator: str, subject: str, start: date | None = None,
+            end: date | None = None) -> list[tuple[date, str, str, float | None]]:
+    """(date, indicator, subject, value) of the pair from start to end inclusive (default: all of it)."""
+    indicator = resolve_indicator(con, indicator, subject)
+    subject = resolve_subject(con, indicator, subject)
+    if start is not None and end is not None and start > end:
+        raise AnswerError(f"the start {start} is after the end {end}")
+    rows = con.execute(
+        "select date, indicator, subject, value from marts.indicators"
+        " where indicator = $indicator and subject = $subject"
+        " and ($start is null or date >= $start) and ($end is null or date <= $end) order by date",
+        {"indicator": indicator, "subject": subject, "start": start, "end": end},
+    ).fetchall()
+    if not rows:
+        span_text = (f"between {start} and {end}" if start and end
+                     else f"from {start} on" if start else f"up to {end}" if end else "at all")
+        hint = _nearest_hint(con, start or end, indicator, subject) if (start or end) else ""
+        raise AnswerError(f"no {subject} {indicator} readings {span_text}{hint}")
+    return rows
+
+
+def ensure_day_has_data(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    rows = con.execute(
+        "select count(*) from marts.indicators where date = $day and value is not null", {"day": day}
+    ).fetchall()
+    if not rows[0][0]:
+        raise AnswerError(f"no readings on {day}" + _nearest_hint(con, day))
+
+
+def headline_readings(con: duckdb.DuckDBPyConnection, day: date) -> list[Reading]:
+    """The day's readings of the headline indicators (all of the day's readings if none of them is present)."""
+    readings = readings_on(con, day)
+    order = {name: i for i, name in enumerate(HEADLINE)}
+    headline = [r for r in readings if r.indicator in order]
+    headline.sort(key=lambda r: (order[r.indicator], r.subject))
+    return headline or readings
+
+
+def records_on(con: duckdb.DuckDBPyConnection, day: date, *, headline_only: bool = True,
+               min_days: int | None = None) -> list[Reading]:
+    """The records set on `day`: readings above (below) every earlier reading of their series. By default as
+    marts.regime_daily counts them: of headline indicators, in series at least RECORD_MIN_DAYS old."""
+    min_days = RECORD_MIN_DAYS if min_days is None else min_days
+    return [r for r in readings_on(con, day)
+            if (r.is_record_high or r.is_record_low) and (not headline_only or r.indicator in HEADLINE)
+            and (r.date - r.history_start).days >= min_days]
+
+
+def regime_row(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, Any] | None:
+    """The day's row of marts.regime_daily (all its columns), or None (no such row, or no such table)."""
+    if not has_table(con, "marts", "regime_daily"):
+        return None
+    cursor = con.execute("select * from marts.regime_daily where date = $day", {"day": day})
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+def build_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    if not has_table(con, "meta", "build_info"):
+        return None
+    cursor = con.execute("select * from meta.build_info")
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+# ---------------------------------------------------------------- plain words
+
+
+def format_value(value: float | None) -> str:
+    """A reading for people: 4.42, -6.00, 0.0971 (fractions to 3 significant digits), 12,345,678."""
+    if value is None:
+        return "NULL"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def format_percentile(pct_rank: float) -> str:
+    """pct_rank in (0, 1] as a percentile with at most one decimal: 1.0 -> '100', 0.9983 -> '99.8'. Only a
+    reading at the top is '100' and none is '0'."""
+    pct = round(pct_rank * 100, 1)
+    if pct >= 100 and pct_rank < 1:
+        pct = 99.9
+    pct = max(pct, 0.1)
+    return f"{pct:.1f}".removesuffix(".0")
+
+
+def span(start: date, end: date) -> str:
+    """The time from start to end in whole years, else months, else days: '24 years', '3 months', '1 day'."""
+    months = (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day)
+    if months >= 12:
+        return _plural(months // 12, "year")
+    if months >= 1:
+        return _plural(months, "month")
+    return _plural((end - start).days, "day")
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def since_phrase(row: Reading | Mapping[str, Any]) -> str:
+    """Where a reading stands in its history: 'the highest on record (history since 1987-10-27)', 'the lowest since
+    2008-10-10 (15 years)'. Not a record: the side whose 'since' date is older (the more remarkable one)."""
+    r = Reading.from_row(row)
+    if r.is_first:
+        return f"the first reading (history starts {r.history_start})"
+    if r.highest_since is None:
+        return f"the highest on record (history since {r.history_start})"
+    if r.lowest_since is None:
+        return f"the lowest on record (history since {r.history_start})"
+    if r.highest_since < r.lowest_since or (r.highest_since == r.lowest_since and r.pct_rank >= 0.5):
+        return f"the highest since {r.highest_since} ({span(r.highest_since, r.date)})"
+    return f"the lowest since {r.lowest_since} ({span(r.lowest_since, r.date)})"
+
+
+def describe_since(row: Reading | Mapping[str, Any]) -> str:
+    """One sentence: 'RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27);
+    percentile 100'. `row` is a Reading or a row of marts.extremes as a mapping."""
+    r = Reading.from_row(row)
+    text = f"{r.subject} {r.indicator} on {r.date} was {format_value(r.value)}: {since_phrase(r)}"
+    if not r.is_first:
+        text += f"; percentile {format_percentile(r.pct_rank)}"
+    return text
+
+
+# ---------------------------------------------------------------- read-only SQL
+
+READ_PRAGMAS = frozenset({
+    "collations", "database_list", "database_size", "functions", "metadata_info", "platform", "show",
+    "show_databases", "show_tables", "show_tables_expanded", "storage_info", "table_info", "user_agent", "version",
+})
+_READ_TYPES = frozenset({"SELECT"})  # SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, UNPIVOT
+_ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, read-only PRAGMAs"
+_PRAGMA = re.compile(r"\s*pragma\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_EXPLAIN = re.compile(r"\s*explain(\s+analyze)?\s+", re.IGNORECASE)
+_LEADING_COMMENTS = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse anything but one reading statement (AnswerError). The connection is read-only besides."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise AnswerError(f"cannot parse the query: {first_line(exc)}") from None
+    if not statements:
+        raise AnswerError("no SQL statement given")
+    for statement in statements:
+        _check_statement(con, statement)
+    if len(statements) > 1:
+        raise AnswerError(f"one statement at a time, please (got {len(statements)})")
+
+
+def _check_statement(con: duckdb.DuckDBPyConnection, statement) -> None:
+    kind = statement.type.name
+    text = _LEADING_COMMENTS.sub("", statement.query, count=1)
+    if kind in _READ_TYPES:
+        return
+    pragma = _PRAGMA.match(text)
+    if kind == "PRAGMA" and pragma and pragma.group(1).lower() in READ_PRAGMAS:
+        return
+    if kind == "EXPLAIN":
+        try:
+            inner = con.extract_statements(_EXPLAIN.sub("", text, count=1))
+        except duckdb.Error:
+            inner = []
+        if len(inner) == 1:
+            _check_statement(con, inner[0])
+            return
+    what = f"PRAGMA {pragma.group(1)}" if pragma else _keyword(text)
+    raise AnswerError(f"{what} is refused: regime sql only reads the warehouse ({_ALLOWED})")
+
+
+def _keyword(text: str) -> str:
+    words = re.findall(r"[A-Za-z_]+", text)
+    return words[0].upper() if words else "this statement"
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
+    """(column names, rows) of one reading statement; AnswerError for anything else or a failing query."""
+    check_read_only(con, sql)
+    try:
+        cursor = con.execute(sql)
+        if cursor.description is None:
+            return [], []
+        names = [d[0] for d in cursor.description]
+        return names, cursor.fetchall()
+    except duckdb.Error as exc:
+        raise AnswerError(f"query failed: {first_line(exc)}") from None

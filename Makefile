@@ -32,8 +32,12 @@ airflow-init: setup
 demo: airflow-init
 	$(BIN)/python -m regime.demo
 
-test: airflow-init
+test: airflow-init chromium
 	$(BIN)/python -m pytest
+
+# headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup
 	$(BIN)/ruff check .

@@ -23,7 +23,8 @@ The four `ingest_*` tasks land Cboe index history, OCC options volume, CFTC posi
 history (mirror or live, see `REGIME_SOURCE`) and write canonical Parquet. `build_validate_publish`
 builds a staging DuckDB copy from `include/sql`, runs the Great Expectations gate and swaps it in
 atomically; a blocking failure fails here and analysts keep the last good warehouse. `send_alerts`
-mails new extreme readings once.
+mails new extreme readings once;
+`write_report` writes the run's HTML report with charts to `reports/<as_of>.html`.
 
 The scheduled path is the per-source `ingest_*` DAGs plus `regime_transform`; this DAG runs the same task
 code for one date on demand: `airflow dags test regime_daily 2024-07-16`, or trigger with conf
@@ -55,8 +56,14 @@ def regime_daily():
     def send_alerts(published: dict) -> dict:
         return run.send_alerts()
 
+    @task
+    def write_report(published: dict) -> str:
+        return run.write_report()
+
     ingested = [ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()]
-    send_alerts(build_validate_publish(ingested))
+    published = build_validate_publish(ingested)
+    send_alerts(published)
+    write_report(published)
 
 
 regime_daily()

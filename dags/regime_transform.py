@@ -24,7 +24,7 @@ Triggered by any lake Asset update. Runs as of the latest `as_of` the triggering
 with Great Expectations and swaps it in atomically (one writer at a time: a second run waits for the
 lock). A blocking validation failure fails the task with the failing checks in its log, records them in
 `meta.validation_runs` and leaves analysts on the last good warehouse. `send_alerts` mails new extreme
-readings once per episode.
+readings once per episode; `write_report` writes `reports/<as_of>.html`.
 """,
 )
 def regime_transform():
@@ -36,7 +36,13 @@ def regime_transform():
     def send_alerts(published: dict) -> dict:
         return run.send_alerts()
 
-    send_alerts(build_validate_publish())
+    @task
+    def write_report(published: dict) -> str:
+        return run.write_report()
+
+    published = build_validate_publish()
+    send_alerts(published)
+    write_report(published)
 
 
 regime_transform()

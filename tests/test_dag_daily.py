@@ -54,6 +54,8 @@ def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, 
     assert tables["rut_z"] == pytest.approx(4.36, abs=0.01)
     assert tables["sources"] == {"options_volume": 720, "cftc_tff": 867, "etf_nav": 6 * 1394}
     assert [m["Subject"] for m in smtp.messages] == ["Regime alert: RUT 4.4\u03c3 above its 50-day average"]
+    report = settings.data_dir / "reports" / "2024-07-17.html"
+    assert report.exists() and "<svg" in report.read_text()
 
     # the same date again: same content, no second mail
     again = run_dag(SAMPLE_LAST)

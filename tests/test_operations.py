@@ -96,7 +96,7 @@ print(json.dumps(out))
     assert bag["ingest_index_prices"]["summary"] == "XNYS close + 120m"
     assert bag["ingest_options_volume"]["summary"] == "XNYS close + 1020m"
     assert bag["ingest_etf_nav"]["retries"] == {"ingest_etf_nav": 3}
-    assert bag["regime_transform"]["tasks"] == ["build_validate_publish", "send_alerts"]
+    assert bag["regime_transform"]["tasks"] == ["build_validate_publish", "send_alerts", "write_report"]
     schedule = bag["regime_transform"]["schedule"]
     assert schedule.startswith("AssetTriggeredTimetable(asset_condition=AssetAny(")  # data-aware: any lake update
     assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "cftc_tff",

@@ -81,9 +81,12 @@ def summary(settings: Settings, as_of: date) -> None:
         print("  none")
     for a in alerts.itertuples():
         print(f"  [{a.state}] {a.reading_date} {a.message} (attempts: {a.attempts}, sent: {a.sent_at})")
-    reports = settings.data_dir / "validation-docs" / "index.html"
-    if reports.exists():
-        print(f"\nValidation report (Great Expectations Data Docs): {reports}")
+    docs = settings.data_dir / "validation-docs" / "index.html"
+    if docs.exists():
+        print(f"\nValidation report (Great Expectations Data Docs): {docs}")
+    report = settings.data_dir / "reports" / f"{as_of.isoformat()}.html"
+    if report.exists():
+        print(f"Regime report with charts: {report}")
 
 
 def main() -> int:

@@ -78,3 +78,9 @@ def send_alerts() -> dict:
     from regime import pipeline
 
     return pipeline.alert(as_of())
+
+
+def write_report() -> str:
+    from regime import pipeline
+
+    return pipeline.report(as_of())

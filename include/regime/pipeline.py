@@ -111,3 +111,13 @@ def alert(as_of: date, settings: Settings | None = None) -> dict:
     outbox.mark(settings.state_dir, keys, ok=True)
     log.info("sent %r to %s", msg["Subject"], ", ".join(settings.alert_to))
     return {"found": len(found), "new": new, "sent": len(keys), "subject": msg["Subject"]}
+
+
+def report(as_of: date, settings: Settings | None = None) -> str:
+    """Write the run's static HTML report (charts embedded) next to the warehouse: reports/<as_of>.html."""
+    from regime.report import write_report
+
+    settings = settings or get_settings()
+    path = write_report(settings, as_of)
+    log.info("report written: %s", path)
+    return str(path)

@@ -99,8 +99,16 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     source = context.data_sources.add_pandas("warehouse")
     definitions = []
     frames = {}
+    report = GateReport(as_of=run.as_of)
     for suite_module in suites:
-        frames[suite_module.NAME] = con.execute(suite_module.QUERY).df()
+        try:
+            frames[suite_module.NAME] = con.execute(suite_module.QUERY).df()
+        except duckdb.Error as exc:  # a table or column missing: nothing else can be checked
+            report.results.append(CheckResult(
+                dataset=suite_module.NAME, expectation="the dataset can be read with its expected columns",
+                severity="critical", success=False, unexpected_count=None,
+                sample=[str(exc).splitlines()[0]], note="schema"))
+            continue
         batch_definition = source.add_dataframe_asset(name=suite_module.NAME).add_batch_definition_whole_dataframe(
             "run")
         suite = context.suites.add(gx.ExpectationSuite(name=suite_module.NAME,
@@ -108,7 +116,6 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
         definitions.append(context.validation_definitions.add(
             gx.ValidationDefinition(name=suite_module.NAME, data=batch_definition, suite=suite)))
 
-    report = GateReport(as_of=run.as_of)
     for definition in definitions:
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"{definition.name}-{run.as_of}", validation_definitions=[definition],

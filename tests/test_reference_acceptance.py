@@ -48,3 +48,25 @@ def test_known_upstream_defects_are_warnings_not_failures(reference_warehouse):
     assert "documented exception: Cboe VIX 1990s-2006 rows" in warnings
     assert "documented exception: Cboe publishes vol indexes on some NYSE holidays" in warnings
     assert "'2022-05-30'" in warnings  # VIX published on Memorial Day 2022
+
+
+def test_the_articles_readings_and_the_record(reference_warehouse):
+    settings, _, _ = reference_warehouse
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        def reading(indicator, subject):
+            return con.execute("select value from marts.indicators where indicator = $i and subject = $s and "
+                               "date = $d", {"i": indicator, "s": subject, "d": AS_OF}).fetchall()[0][0]
+
+        assert reading("ret_5d", "RUT") == pytest.approx(0.1154, abs=0.0001)
+        assert reading("rel_ret_5d", "RUT/SPX") == pytest.approx(0.0992, abs=0.0002)
+        z, record, since, start = con.execute(
+            "select value, is_record_high, highest_since, history_start from marts.extremes "
+            "where indicator = 'zscore_50d' and subject = 'RUT' and date = $d", {"d": AS_OF}).fetchall()[0]
+        label = con.execute("select label from marts.regime_daily where date = $d", {"d": AS_OF}).fetchall()[0][0]
+    finally:
+        con.close()
+    assert z == pytest.approx(4.42, abs=0.01)
+    assert record is True and since is None  # "a level never seen before": the highest since RUT's history began
+    assert start < date(1988, 1, 1)
+    assert label == "small-cap squeeze"

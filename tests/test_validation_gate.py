@@ -1,3 +1,7 @@
+"""The Great Expectations gate: every suite rejects bad data, a rejected build publishes nothing, the
+failure is recorded, known upstream defects only warn."""
+
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -6,73 +10,142 @@ import pytest
 
 from conftest import SAMPLE_LAST, file_digest
 from regime import pipeline, state
-from regime.ingest import ingest_cboe
-from regime.validation.gate import ValidationFailed
+from regime.config import get_settings
+from regime.validation import cftc_tff, etf_nav, extremes, indicators, options_volume, prices, regime_daily
+from regime.validation.gate import ValidationFailed, validate_build
 
 
-@pytest.fixture
-def staging(settings) -> Path:
-    ingest_cboe(settings, SAMPLE_LAST)
-    return Path(pipeline.build(SAMPLE_LAST, settings))
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, mirror_module):
+    """A validated, published warehouse of the whole sample (built once for the module)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("gate") / "data"))
+    mp.setenv("REGIME_MIRROR_DIR", str(mirror_module))
+    settings = get_settings()
+    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
+        pipeline.ingest(name, SAMPLE_LAST, settings)
+    summary = pipeline.build_validate_publish(SAMPLE_LAST, settings)
+    yield settings, summary
+    mp.undo()
 
 
-def _tamper(path: Path, sql: str) -> None:
-    con = duckdb.connect(str(path))
+@pytest.fixture(scope="module")
+def mirror_module(tmp_path_factory):
+    from conftest import SAMPLE_MIRROR
+
+    target = tmp_path_factory.mktemp("mirror") / "mirror"
+    shutil.copytree(SAMPLE_MIRROR, target)
+    return target
+
+
+def _copy_and_tamper(settings, tmp_path, sql: str) -> Path:
+    staging = tmp_path / "candidate.duckdb"  # not staging.duckdb: the catalog would shadow the schema
+    shutil.copy(settings.warehouse_path, staging)
+    con = duckdb.connect(str(staging))
     con.execute(sql)
     con.close()
+    return staging
 
 
-def test_the_sample_passes_and_publishes(settings, staging):
-    summary = pipeline.validate(str(staging), SAMPLE_LAST, settings)
-    assert summary["checks"] > 20
+def test_the_sample_passes_every_suite_and_is_published(published):
+    settings, summary = published
+    assert summary["checks"] > 90 and summary["warnings"] == []
     assert Path(summary["docs_url"].removeprefix("file://")).exists()  # GX Data Docs were written
-    pipeline.publish(str(staging), settings)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         # the published file carries this run's validation records
-        assert con.execute("select count(*) from meta.validation_runs where as_of = '2024-07-17'").fetchone()[0] \
+        assert con.execute("select count(*) from meta.validation_runs where as_of = '2024-07-17'").fetchall()[0][0] \
             == summary["checks"]
     finally:
         con.close()
 
 
-@pytest.mark.parametrize(("sql", "words"), [
-    ("update marts.prices set close = -1 where symbol = 'RUT' and date = '2024-07-01'",
+@pytest.mark.parametrize(("suite", "sql", "words"), [
+    (prices, "update marts.prices set close = -1 where symbol = 'RUT' and date = '2024-07-01'",
      "prices: expect_column_values_to_be_between"),
-    ("update marts.prices set high = close * 0.9 where symbol = 'SPX' and date = '2024-07-01'",
+    (prices, "update marts.prices set high = close * 0.9 where symbol = 'SPX' and date = '2024-07-01'",
      "OHLC must be consistent for price indexes"),
-    ("insert into marts.prices values ('2024-07-04', 'RUT', 1, 1, 1, 1)", "dates must be NYSE sessions"),
-    ("insert into marts.prices select * from marts.prices where date = '2024-07-01' and symbol = 'RUT'",
+    (prices, "insert into marts.prices values ('2024-07-04', 'RUT', 1, 1, 1, 1)", "dates must be NYSE sessions"),
+    (prices, "insert into marts.prices select * from marts.prices where date = '2024-07-01' and symbol = 'RUT'",
      "expect_compound_columns_to_be_unique"),
-    ("update marts.indicators set value = 9.5 where subject = 'RUT' and date = '2024-07-17'",
-     "zscore_50d is bounded to"),
-    ("alter table marts.prices drop column low", 'the dataset can be read with its expected columns.*"low" not found'),
+    (prices, "alter table marts.prices drop column low",
+     'the dataset can be read with its expected columns.*"low" not found'),
+    (prices, "delete from marts.prices where symbol = 'DJX' and date < '2020-01-01'", "rows are never dropped"),
+    (options_volume, "update staging.options_volume set call_volume = -5 where underlying = 'IWM'",
+     "volumes are never negative"),
+    (options_volume, "update staging.options_volume set date = '2024-07-13' where date = '2024-07-12'",
+     "NYSE sessions only"),
+    (cftc_tff, "update staging.cftc_tff set lev_money_positions_short = -1 where market_code = '239742'",
+     "positions are never negative"),
+    (cftc_tff, "update staging.cftc_tff set report_date = '2024-07-06' where report_date = '2024-07-09'",
+     "report dates are Tuesdays"),
+    (cftc_tff, "update staging.cftc_tff set release_date = report_date where report_date = '2024-07-09'",
+     "released after its as-of date"),
+    (etf_nav, "update staging.etf_nav set nav = 0 where ticker = 'IWM' and date = '2024-07-16'",
+     r"etf_nav: expect_column_values_to_be_between\(column=nav"),
+    (etf_nav, "update staging.etf_nav set date = '2024-07-14' where ticker = 'IWM' and date = '2024-07-15'",
+     "business days only"),
+    (indicators, "update marts.indicators set value = 9.5 where subject = 'RUT' and date = '2024-07-17' "
+                 "and indicator = 'zscore_50d'", "zscore_50d is bounded to"),
+    (indicators, "update marts.indicators set value = 1.5 where indicator = 'vol_corr_5d'",
+     "vol_corr_5d is bounded to"),
+    (extremes, "update marts.extremes set pct_rank = 1.5 where subject = 'RUT' and date = '2024-07-17'",
+     r"a percentile in \(0, 1\]"),
+    (extremes, "update marts.extremes set highest_since = date where subject = 'RUT' and date = '2024-07-16'",
+     "record flags and since-dates agree"),
+    (regime_daily, "update marts.regime_daily set label = 'bullish' where date = '2024-07-17'",
+     "labels come from documented rules"),
 ])
-def test_bad_data_blocks_publishing_and_is_recorded(settings, staging, sql, words):
-    good = Path(pipeline.build(SAMPLE_LAST, settings))  # a previous good warehouse analysts are using
-    pipeline.validate(str(good), SAMPLE_LAST, settings)
-    pipeline.publish(str(good), settings)
+def test_each_suite_rejects_bad_data(published, tmp_path, suite, sql, words):
+    settings, _ = published
     before = file_digest(settings.warehouse_path)
-
-    _tamper(staging, sql)
+    staging = _copy_and_tamper(settings, tmp_path, sql)
     with pytest.raises(ValidationFailed, match=words) as err:
+        validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state", published=settings.warehouse_path,
+                       suites=(suite,))
+    assert "BLOCKING" in str(err.value)
+    if "drop column" not in sql:  # a dataset that cannot be read has no GX results to render
+        assert "Data Docs: file://" in str(err.value)
+    assert file_digest(settings.warehouse_path) == before
+    failed = state.frames(tmp_path / "state")["validation_runs"].query("success == 0 and severity == 'critical'")
+    assert len(failed) >= 1 and failed["dataset"].eq(suite.NAME).all()  # which dataset, which check, samples
+
+
+def test_a_failed_run_publishes_nothing_and_keeps_the_record(published, tmp_path):
+    settings, _ = published
+    before = file_digest(settings.warehouse_path)
+    staging = _copy_and_tamper(settings, tmp_path, "update marts.prices set close = 0 where symbol = 'NDX'")
+    with pytest.raises(ValidationFailed, match="1394 unexpected rows"):
         pipeline.validate(str(staging), SAMPLE_LAST, settings)
-    assert "BLOCKING" in str(err.value) and "Data Docs: file://" in str(err.value)
     assert not staging.exists()  # the failed build is discarded
     assert file_digest(settings.warehouse_path) == before  # analysts keep the last good warehouse
     runs = state.frames(settings.state_dir)["validation_runs"]
     failed = runs[(runs["success"] == 0) & (runs["severity"] == "critical")]
-    assert len(failed) >= 1 and failed["unexpected_count"].fillna(1).ge(1).all()
+    assert set(failed["dataset"]) == {"prices"} and failed["expectation"].str.contains("column=close").any()
 
 
-def test_known_vix_defects_warn_without_blocking(settings, staging):
-    _tamper(staging, "update marts.prices set high = close - 1 where symbol = 'VIX' and date = '2024-07-01'")
-    summary = pipeline.validate(str(staging), SAMPLE_LAST, settings)
-    assert any("documented exception" in w for w in summary["warnings"])
+def test_known_vix_defects_warn_without_blocking(published, tmp_path):
+    settings, _ = published
+    staging = _copy_and_tamper(settings, tmp_path, "update marts.prices set high = close - 1 "
+                                                   "where symbol = 'VIX' and date = '2024-07-01'")
+    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state", suites=(prices,))
+    assert report.passed
+    assert any("documented exception" in w.note for w in report.warnings)
 
 
-def test_stale_data_is_a_warning(settings):
-    ingest_cboe(settings, date(2024, 7, 10))
-    staging = pipeline.build(date(2024, 7, 17), settings)
-    summary = pipeline.validate(staging, date(2024, 7, 17), settings)
-    assert any("freshness" in w for w in summary["warnings"])
+def test_stale_sources_are_warnings_that_name_the_source(published, tmp_path):
+    settings, _ = published
+    staging = _copy_and_tamper(settings, tmp_path, "delete from staging.etf_nav where ticker = 'SPY' "
+                                                   "and date > '2024-07-01'")
+    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state", suites=(etf_nav,))
+    assert report.passed
+    [stale] = [w for w in report.warnings if "freshness of etf" in w.note]
+    assert stale.sample == ["SPY last 2024-07-01"] * len(stale.sample)
+
+
+def test_an_earlier_as_of_rebuild_may_hold_fewer_rows(published, tmp_path):
+    settings, _ = published
+    staging = pipeline.build(date(2024, 7, 10), settings)
+    report = validate_build(Path(staging), date(2024, 7, 10), tmp_path / "docs", tmp_path / "state",
+                            published=settings.warehouse_path, suites=(prices,))
+    assert report.passed

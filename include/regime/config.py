@@ -9,6 +9,7 @@
 | REGIME_ZSCORE_ALERT | `3.0` | alert when the latest abs(zscore_50d) of an index reaches this |
 | REGIME_INDEXES | `RUT,SPX,NDX,DJX,VIX,RVX` | Cboe series to ingest |
 | REGIME_FRESHNESS_SESSIONS | `3` | NYSE sessions a source may lag the as-of date before a warning |
+| REGIME_GAP_TOLERANCE_SESSIONS | `2` | missing NYSE sessions inside a series before a gap warning |
 | REGIME_HTTP_TIMEOUT | `30` | seconds per HTTP request in live mode |
 | REGIME_SMTP_CONN_ID | `smtp_default` | Airflow connection used to send mail (secrets live there only) |
 | REGIME_WATCHLIST | `IWM,SPY,QQQ,NVDA,TSLA,AAPL` | underlyings whose OCC options volume is ingested |
@@ -42,6 +43,7 @@ class Settings:
     zscore_alert: float
     indexes: tuple[str, ...]
     freshness_sessions: int
+    gap_tolerance_sessions: int
     http_timeout: float
     smtp_conn_id: str
     watchlist: tuple[str, ...]
@@ -110,6 +112,7 @@ def get_settings() -> Settings:
         zscore_alert=_number("REGIME_ZSCORE_ALERT", "3.0", float),
         indexes=_upper(env("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX")),
         freshness_sessions=_number("REGIME_FRESHNESS_SESSIONS", "3", int),
+        gap_tolerance_sessions=_number("REGIME_GAP_TOLERANCE_SESSIONS", "2", int),
         http_timeout=_number("REGIME_HTTP_TIMEOUT", "30", float),
         smtp_conn_id=env("REGIME_SMTP_CONN_ID", "smtp_default"),
         watchlist=_upper(env("REGIME_WATCHLIST", "IWM,SPY,QQQ,NVDA,TSLA,AAPL")),

@@ -1,7 +1,9 @@
-"""The indicator registry: name -> SQL file, with the sentence that documents it.
+"""The indicator registry: name -> SQL file, with the sentence that documents it; the regime label's thresholds.
 
 Adding an indicator = one SQL file in include/sql/indicators/ that selects (date, subject, value),
 one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value.
+Indicator SQL reads marts.prices and staging.{options_volume,cftc_tff,etf_nav}, with the bound parameters
+$as_of, $small_caps and $large_caps (always given by the build).
 """
 
 from __future__ import annotations
@@ -26,6 +28,78 @@ REGISTRY: tuple[Indicator, ...] = (
         headline=True,
         bounds=(-7.0, 7.0),  # a 50-sample z-score cannot exceed (n - 1) / sqrt(n) = 6.93
     ),
+    Indicator(
+        "ret_1d",
+        "indicators/ret_1d.sql",
+        "Close over the previous session's close, minus 1 (a fraction), per price index.",
+    ),
+    Indicator(
+        "ret_5d",
+        "indicators/ret_5d.sql",
+        "Close over the close 5 sessions earlier, minus 1 (a fraction), per price index.",
+    ),
+    Indicator(
+        "ret_20d",
+        "indicators/ret_20d.sql",
+        "Close over the close 20 sessions earlier, minus 1 (a fraction), per price index.",
+    ),
+    Indicator(
+        "rel_ret_5d",
+        "indicators/rel_ret_5d.sql",
+        "RUT's 5-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
+        headline=True,
+    ),
+    Indicator(
+        "rel_ret_20d",
+        "indicators/rel_ret_20d.sql",
+        "RUT's 20-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
+    ),
+    Indicator(
+        "price_ratio",
+        "indicators/price_ratio.sql",
+        "RUT close over SPX close (RUT/SPX).",
+    ),
+    Indicator(
+        "vol_corr_5d",
+        "indicators/vol_corr_5d.sql",
+        "5-session correlation of an index's daily % change with its volatility index's point change.",
+        headline=True,
+        bounds=(-1.0, 1.0),
+    ),
+    Indicator(
+        "call_volume_5d",
+        "indicators/call_volume_5d.sql",
+        "Call volume over the underlying's last 5 sessions (OCC), per underlying.",
+        headline=True,
+    ),
+    Indicator(
+        "put_volume_5d",
+        "indicators/put_volume_5d.sql",
+        "Put volume over the underlying's last 5 sessions (OCC), per underlying.",
+    ),
+    Indicator(
+        "call_put_ratio_5d",
+        "indicators/call_put_ratio_5d.sql",
+        "call_volume_5d over put_volume_5d, per underlying.",
+    ),
+    Indicator(
+        "net_pct_oi",
+        "indicators/net_pct_oi.sql",
+        "CFTC net (long - short) position over open interest per market and trader class, dated by release.",
+        headline=True,
+        bounds=(-1.0, 1.0),
+    ),
+    Indicator(
+        "etf_flow_5d_pct",
+        "indicators/etf_flow_5d_pct.sql",
+        "An ETF's creation/redemption flows over its last 5 sessions as a fraction of its assets.",
+    ),
+    Indicator(
+        "etf_flow_5d_pct_spread",
+        "indicators/etf_flow_5d_pct_spread.sql",
+        "Small-cap minus large-cap ETFs' 5-session flows as a fraction of their assets (small-large).",
+        headline=True,
+    ),
 )
 
 
@@ -34,3 +108,21 @@ def get(name: str) -> Indicator:
         if indicator.name == name:
             return indicator
     raise KeyError(name)
+
+
+# The regime label of marts.regime_daily (include/sql/marts/regime_daily.sql), first matching rule wins:
+#   'small-cap squeeze'      RUT zscore_50d >= squeeze_z and rel_ret_5d RUT/SPX >= squeeze_rel
+#   'small-cap capitulation' RUT zscore_50d <= capitulation_z and rel_ret_5d RUT/SPX <= capitulation_rel
+#   'stretched'              abs(RUT or SPX zscore_50d) >= stretched_z
+#   'normal'                 otherwise ('insufficient history' while neither z-score exists yet)
+# A headline indicator's record counts in regime_daily.records once its series is record_min_days old.
+# The build merges these into the SQL parameters (a run's own parameters win).
+REGIME_RULES: dict = {
+    "squeeze_z": 3.0,
+    "squeeze_rel": 0.05,
+    "capitulation_z": -3.0,
+    "capitulation_rel": -0.05,
+    "stretched_z": 2.0,
+    "record_min_days": 365,
+    "headline_indicators": [indicator.name for indicator in REGISTRY if indicator.headline],
+}

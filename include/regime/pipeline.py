@@ -44,7 +44,8 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
     settings = settings or get_settings()
     try:
         report = validate_build(Path(staging), as_of, settings.data_dir / "validation-docs",
-                                settings.state_dir, settings.freshness_sessions)
+                                settings.state_dir, settings.freshness_sessions, settings.warehouse_path,
+                                settings.gap_tolerance_sessions)
     except ValidationFailed:
         warehouse.discard(Path(staging))
         raise

@@ -102,9 +102,12 @@ def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
 
 def build(settings: Settings, as_of: date) -> Path:
     """Build every model into a new staging file and return its path (nothing is published)."""
+    from regime import extremes
+    from regime.indicators import REGIME_RULES
+
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
-    params = lake_params(settings, as_of)
+    params = {**REGIME_RULES, **lake_params(settings, as_of)}
     con = duckdb.connect(str(target))
     try:
         for schema in SCHEMAS:
@@ -116,6 +119,10 @@ def build(settings: Settings, as_of: date) -> Path:
             log.info("built %s: %d rows", table, counts[table])
         counts["marts.indicators"] = build_indicators(con, params)
         log.info("built marts.indicators: %d rows", counts["marts.indicators"])
+        counts["marts.extremes"] = extremes.build(con, params)
+        log.info("built marts.extremes: %d rows", counts["marts.extremes"])
+        counts["marts.regime_daily"] = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", params)
+        log.info("built marts.regime_daily: %d rows", counts["marts.regime_daily"])
         con.execute(
             "create or replace table meta.build_info as select $as_of::date as as_of,"
             " $built_at::timestamptz as built_at, $source as source, $origin as origin",

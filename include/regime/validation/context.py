@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
@@ -23,6 +23,31 @@ KNOWN_DEFECTS = {
 class RunContext:
     as_of: date
     freshness_sessions: int = 3
+    gap_tolerance_sessions: int = 2
+    previous_rows: dict = field(default_factory=dict)  # suite name -> rows in the last published warehouse
+
+    def sql_params(self) -> dict:
+        """What suite queries may bind: $as_of and $fresh_after (dates)."""
+        return {"as_of": self.as_of, "fresh_after": date.fromisoformat(self.fresh_after)}
+
+    def row_count_floor(self, name: str) -> list:
+        """The lake is an archive: a dataset never has fewer rows than the last published build had."""
+        import great_expectations.expectations as gxe
+
+        floor = self.previous_rows.get(name)
+        if floor is None:
+            return []
+        return [gxe.ExpectTableRowCountToBeBetween(min_value=floor, notes=f"{name} had {floor} rows in the last "
+                                                   "published warehouse: rows are never dropped")]
+
+    def missing_sessions(self, dates: pd.Series, groups: pd.Series) -> pd.Series:
+        """For each row, the NYSE sessions strictly between the previous row of its group and this one."""
+        sessions = self.calendar.sessions.values.astype("datetime64[D]")
+        position = pd.Series(sessions.searchsorted(pd.to_datetime(dates).values.astype("datetime64[D]")),
+                             index=dates.index)
+        order = pd.to_datetime(dates).sort_values(kind="stable").index
+        previous = position.loc[order].groupby(groups.loc[order]).shift(1)
+        return (position - previous - 1).reindex(dates.index)
 
     @cached_property
     def calendar(self):

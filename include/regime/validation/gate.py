@@ -12,12 +12,13 @@ from pathlib import Path
 import duckdb
 
 from regime import state
-from regime.validation import indicators, prices
+from regime.validation import cftc_tff, etf_nav, extremes, indicators, options_volume, prices, regime_daily
 from regime.validation.context import RunContext
+from regime.warehouse import bind
 
 log = logging.getLogger(__name__)
 
-SUITES = (prices, indicators)
+SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily)
 
 
 @dataclass
@@ -102,7 +103,9 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     report = GateReport(as_of=run.as_of)
     for suite_module in suites:
         try:
-            frames[suite_module.NAME] = con.execute(suite_module.QUERY).df()
+            frame = con.execute(suite_module.QUERY, bind(suite_module.QUERY, run.sql_params())).df()
+            prepare = getattr(suite_module, "prepare", None)
+            frames[suite_module.NAME] = prepare(frame, run) if prepare else frame
         except duckdb.Error as exc:  # a table or column missing: nothing else can be checked
             report.results.append(CheckResult(
                 dataset=suite_module.NAME, expectation="the dataset can be read with its expected columns",
@@ -164,13 +167,34 @@ def record(state_dir: Path, report: GateReport) -> None:
         )
 
 
+def previous_rows(published: Path | None, as_of: date, suites=SUITES) -> dict[str, int]:
+    """Rows of each suite's table in the published warehouse, when it was built as of this date or earlier (a
+    rebuild as of an earlier date legitimately holds fewer rows)."""
+    if published is None or not published.exists():
+        return {}
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        built = con.execute("select max(as_of) from meta.build_info").fetchall()[0][0]
+        if built is None or built > as_of:
+            return {}
+        tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+        return {m.NAME: con.execute(f"select count(*) from {m.TABLE}").fetchall()[0][0]
+                for m in suites if m.TABLE in tables}
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+
+
 def validate_build(staging: Path, as_of: date, docs_dir: Path, state_dir: Path,
-                   freshness_sessions: int = 3) -> GateReport:
+                   freshness_sessions: int = 3, published: Path | None = None,
+                   gap_tolerance_sessions: int = 2, suites=SUITES) -> GateReport:
     """Validate a staging warehouse; record the outcome; raise ValidationFailed if anything blocks."""
-    run = RunContext(as_of=as_of, freshness_sessions=freshness_sessions)
+    run = RunContext(as_of=as_of, freshness_sessions=freshness_sessions, gap_tolerance_sessions=gap_tolerance_sessions,
+                     previous_rows=previous_rows(published, as_of, suites))
     con = duckdb.connect(str(staging), read_only=True)
     try:
-        report = run_suites(con, run, docs_dir)
+        report = run_suites(con, run, docs_dir, suites)
     finally:
         con.close()
     record(state_dir, report)

@@ -8,6 +8,7 @@ from regime.indicators import REGISTRY
 from regime.validation.context import RunContext
 
 NAME = "indicators"
+TABLE = "marts.indicators"
 QUERY = "select *, strftime(date, '%Y-%m-%d') as date_iso from marts.indicators"
 
 
@@ -28,4 +29,4 @@ def expectations(run: RunContext) -> list:
                 column="value", min_value=low, max_value=high,
                 row_condition=f'indicator=="{indicator.name}"', condition_parser="pandas",
                 notes=f"{indicator.name} is bounded to [{low}, {high}]"))
-    return checks
+    return [*checks, *run.row_count_floor(NAME)]

@@ -1,0 +1,56 @@
+-- etf_flow_5d_pct_spread: small-cap minus large-cap ETF flows, subject 'small-large':
+-- sum of the small caps' 5-session flows / sum of their assets - the same for the large caps, where a side is the
+-- ETFs of $small_caps / $large_caps that have a complete 5-flow window that day (as in etf_flow_5d_pct, assets at
+-- the end of the window). No row on a day when a side has no such ETF.
+with nav as (
+
+    select date, ticker, nav, shares_outstanding, flow_usd
+    from staging.etf_nav
+    where date <= $as_of
+
+),
+
+sides as (
+
+    select unnest($small_caps::varchar[]) as ticker, 'small' as side
+    union all
+    select unnest($large_caps::varchar[]) as ticker, 'large' as side
+
+),
+
+windowed as (
+
+    select
+        date,
+        ticker,
+        nav * shares_outstanding as assets,
+        sum(flow_usd) over last_5 as flow_5d,
+        count(flow_usd) over last_5 as n_flows
+    from nav
+    window last_5 as (partition by ticker order by date rows between 4 preceding and current row)
+
+),
+
+by_side as (
+
+    select w.date, s.side, sum(w.flow_5d) as flow_5d, sum(w.assets) as assets
+    from windowed as w
+    inner join sides as s using (ticker)
+    where w.n_flows = 5 and w.assets is not null
+    group by w.date, s.side
+
+),
+
+final as (
+
+    select
+        small.date,
+        'small-large' as subject,
+        small.flow_5d / nullif(small.assets, 0) - large.flow_5d / nullif(large.assets, 0) as value
+    from by_side as small
+    inner join by_side as large on large.date = small.date and large.side = 'large'
+    where small.side = 'small'
+
+)
+
+select * from final

@@ -1,0 +1,38 @@
+-- rel_ret_5d: small-cap minus large-cap 5-session return, ret_5d(RUT) - ret_5d(large), for the pairs
+-- RUT/SPX and RUT/NDX, on the sessions where both returns exist (each return over its index's own 5 earlier
+-- closes, as in ret_5d).
+with prices as (
+
+    select date, symbol, close
+    from marts.prices
+    where symbol in ('RUT', 'SPX', 'NDX') and close is not null and date <= $as_of
+
+),
+
+returns as (
+
+    select date, symbol, close / nullif(lag(close, 5) over (partition by symbol order by date), 0) - 1 as ret
+    from prices
+
+),
+
+pairs as (
+
+    select * from (values ('RUT', 'SPX'), ('RUT', 'NDX')) as p (small, large)
+
+),
+
+final as (
+
+    select
+        s.date,
+        p.small || '/' || p.large as subject,
+        s.ret - l.ret as value
+    from pairs as p
+    inner join returns as s on s.symbol = p.small
+    inner join returns as l on l.symbol = p.large and l.date = s.date
+    where s.ret is not null and l.ret is not null
+
+)
+
+select * from final

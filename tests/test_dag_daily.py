@@ -53,7 +53,8 @@ def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, 
     assert all(row[1] == 1394 and str(row[2]) == "2024-07-17" for row in tables["prices"])
     assert tables["rut_z"] == pytest.approx(4.36, abs=0.01)
     assert tables["sources"] == {"options_volume": 720, "cftc_tff": 867, "etf_nav": 6 * 1394}
-    assert [m["Subject"] for m in smtp.messages] == ["Regime alert: RUT 4.4\u03c3 above its 50-day average"]
+    assert [m["Subject"] for m in smtp.messages] == [
+        "Regime alert: RUT 4.4\u03c3 above its 50-day average \u2014 highest since 2024-07-12 (+1 more)"]
     report = settings.data_dir / "reports" / "2024-07-17.html"
     assert report.exists() and "<svg" in report.read_text()
 

@@ -7,6 +7,7 @@
 | REGIME_MIRROR_DIR | `<project>/include/sample/mirror` | a folder laid out like the upstream sites |
 | REGIME_ALERT_TO | `regime-alerts@localhost` | comma-separated recipients of alert e-mails |
 | REGIME_ZSCORE_ALERT | `3.0` | alert when the latest abs(zscore_50d) of an index reaches this |
+| REGIME_SINCE_YEARS | `10` | alert when a headline reading is the highest/lowest in more than this many years |
 | REGIME_INDEXES | `RUT,SPX,NDX,DJX,VIX,RVX` | Cboe series to ingest |
 | REGIME_FRESHNESS_SESSIONS | `3` | NYSE sessions a source may lag the as-of date before a warning |
 | REGIME_GAP_TOLERANCE_SESSIONS | `2` | missing NYSE sessions inside a series before a gap warning |
@@ -41,6 +42,7 @@ class Settings:
     mirror_dir: Path
     alert_to: tuple[str, ...]
     zscore_alert: float
+    since_years: int
     indexes: tuple[str, ...]
     freshness_sessions: int
     gap_tolerance_sessions: int
@@ -110,6 +112,7 @@ def get_settings() -> Settings:
         mirror_dir=mirror_dir.expanduser().resolve(),
         alert_to=_list(env("REGIME_ALERT_TO", "regime-alerts@localhost")),
         zscore_alert=_number("REGIME_ZSCORE_ALERT", "3.0", float),
+        since_years=_number("REGIME_SINCE_YEARS", "10", int),
         indexes=_upper(env("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX")),
         freshness_sessions=_number("REGIME_FRESHNESS_SESSIONS", "3", int),
         gap_tolerance_sessions=_number("REGIME_GAP_TOLERANCE_SESSIONS", "2", int),

@@ -51,12 +51,13 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
         raise
     con = duckdb.connect(staging)
     try:
+        new_alerts = queue_alerts(con, as_of, settings)  # so the published meta.alerts lists this run's alerts
         warehouse.copy_state(con, settings.state_dir)
         con.execute("checkpoint")
     finally:
         con.close()
     return {"checks": len(report.results), "warnings": [w.line() for w in report.warnings],
-            "docs_url": report.docs_url}
+            "docs_url": report.docs_url, "new_alerts": new_alerts}
 
 
 def publish(staging: str, settings: Settings | None = None) -> str:
@@ -77,25 +78,43 @@ def build_validate_publish(as_of: date, settings: Settings | None = None) -> dic
     return summary
 
 
+def queue_alerts(con, as_of: date, settings: Settings) -> int:
+    """Evaluate the alert rules on a warehouse and record new alerts as pending in the outbox."""
+    from regime.alerts import outbox, rules
+
+    return outbox.enqueue(settings.state_dir, as_of, rules.evaluate(con, as_of, settings))
+
+
+def _chart(con, lead: dict, as_of: date, settings: Settings) -> bytes | None:
+    from regime.alerts import chart
+
+    if lead["indicator"] == "regime_label":
+        lead = {"indicator": "zscore_50d", "subject": "RUT"}
+    history = con.execute(
+        "select date, value from marts.indicators where indicator = $indicator and subject = $subject"
+        " and value is not null and date <= $as_of order by date desc limit 250",
+        {"indicator": lead["indicator"], "subject": lead["subject"], "as_of": as_of},
+    ).df().sort_values("date")
+    if history.empty:
+        return None
+    if lead["indicator"] == "zscore_50d":
+        return chart.zscore_chart(history, lead["subject"], settings.zscore_alert)
+    return chart.reading_chart(history, f"{lead['subject']} {lead['indicator']}, last 250 readings",
+                               f"{lead['subject']} {lead['indicator']}", "")
+
+
 def alert(as_of: date, settings: Settings | None = None) -> dict:
-    """Queue new extreme readings from the published warehouse and mail everything pending, once."""
-    from regime.alerts import chart, mail, outbox, rules
+    """Mail every pending alert in one message (new extremes of the published warehouse are queued first, as
+    the build already did); mark them sent only once the SMTP server accepted the mail."""
+    from regime.alerts import mail, outbox, rules
 
     settings = settings or get_settings()
     con = warehouse.connect_readonly(settings.warehouse_path)
     try:
-        found = rules.zscore_threshold(con, as_of, settings.zscore_alert)
+        found = rules.evaluate(con, as_of, settings)
         new = outbox.enqueue(settings.state_dir, as_of, found)
         waiting = outbox.pending(settings.state_dir)
-        png = None
-        if waiting:
-            lead = waiting[0]
-            history = con.execute(
-                "select date, value from marts.indicators where indicator = $indicator and subject = $subject"
-                " and value is not null and date <= $as_of order by date desc limit 250",
-                {"indicator": lead["indicator"], "subject": lead["subject"], "as_of": as_of},
-            ).df().sort_values("date")
-            png = chart.zscore_chart(history, lead["subject"], settings.zscore_alert)
+        png = _chart(con, waiting[0], as_of, settings) if waiting else None
     finally:
         con.close()
     log.info("alerts: %d found, %d new, %d pending", len(found), new, len(waiting))

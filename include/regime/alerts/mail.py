@@ -9,7 +9,7 @@ from email.utils import formatdate, make_msgid
 
 
 def subject_line(alerts: list[dict]) -> str:
-    lead = alerts[0]["message"].split(" (threshold")[0]
+    lead = alerts[0]["message"]
     more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
     return f"Regime alert: {lead}{more}"
 

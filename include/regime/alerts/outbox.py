@@ -33,7 +33,8 @@ def pending(state_dir: Path) -> list[dict]:
     with state.connect(state_dir) as con:
         con.row_factory = _dict_row
         return con.execute(
-            "select * from alerts where state in ('pending', 'failed') order by abs(value) desc, created_at"
+            "select * from alerts where state in ('pending', 'failed') order by case rule when 'zscore_threshold' "
+            "then 0 when 'record' then 1 when 'long_since' then 2 else 3 end, abs(value) desc, created_at"
         ).fetchall()
 
 

@@ -1,6 +1,6 @@
 -- Alert rule "zscore_threshold": the latest zscore_50d of each index with abs(value) >= $threshold,
 -- with the first session of its current episode (consecutive extreme readings), so that one episode
--- is mailed once.
+-- is mailed once, and its record flags and since-dates from marts.extremes.
 with readings as (
 
     select date, subject, value
@@ -44,10 +44,17 @@ final as (
         'zscore_50d' as indicator,
         f.subject,
         f.value,
-        e.episode_start
+        e.episode_start,
+        x.history_start,
+        x.highest_since,
+        x.lowest_since,
+        x.is_record_high,
+        x.is_record_low
     from flagged as f
     inner join latest as l using (subject, date)
     inner join episodes as e using (subject)
+    left join marts.extremes as x
+        on x.indicator = 'zscore_50d' and x.subject = f.subject and x.date = f.date
     where f.extreme
 
 )

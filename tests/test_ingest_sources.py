@@ -158,3 +158,29 @@ def test_an_etf_workbook_served_as_html_fails_naming_the_file(live):
     up.route(_path(etf.url("IWM")), b"<html><body>Page not found</body></html>")
     with pytest.raises(IngestError, match="etf: .*navhist-us-en-iwm.xlsx"):
         pipeline.ingest("etf_nav", SAMPLE_LAST, settings)
+
+
+def test_live_cftc_through_the_public_reporting_api(live, monkeypatch, mirror):
+    """REGIME_CFTC_VIA=api: one Socrata query (dataset gpe5-46if, API field names) gives the same lake rows."""
+    import json
+
+    up, _ = live
+    frame = cftc.parse_zip((mirror / "cftc" / "fut_fin_txt_2024.zip").read_bytes(), "fixture")
+    records = []
+    for row in frame.to_dict("records"):
+        record = {"report_date_as_yyyy_mm_dd": f"{row['report_date'].isoformat()}T00:00:00.000",
+                  "cftc_contract_market_code": row["market_code"], "market_and_exchange_names": row["market_name"],
+                  "open_interest_all": str(row["open_interest"]), "futonly_or_combined": "FutOnly"}
+        record.update({c: str(row[c]) for c in cftc.POSITIONS})
+        records.append(record)
+    up.route("/resource/gpe5-46if.json", json.dumps(records).encode(), headers={"Content-Type": "application/json"})
+    monkeypatch.setenv("REGIME_CFTC_VIA", "api")
+    monkeypatch.setenv("REGIME_CFTC_FIRST_YEAR", "2024")
+    settings = get_settings()
+    result = pipeline.ingest("cftc_tff", SAMPLE_LAST, settings)
+    assert result["files"] == 1 and sorted(result["rows"]) == ["13874A", "209742", "239742"]
+    [(path, _)] = [r for r in up.requests if r[0].startswith("/resource/gpe5-46if.json")]
+    assert "cftc_contract_market_code%20in%28%2713874A%27" in path and "&$limit=50000" in path
+    lake = pd.read_parquet(settings.lake_dir / "cftc_tff" / "market_code=239742" / "data.parquet")
+    expected = frame[(frame["market_code"] == "239742") & (frame["release_date"] <= SAMPLE_LAST)]
+    assert sorted(lake["report_date"]) == sorted(expected["report_date"])

@@ -16,6 +16,7 @@
 | REGIME_WATCHLIST | `IWM,SPY,QQQ,NVDA,TSLA,AAPL` | underlyings whose OCC options volume is ingested |
 | REGIME_OCC_LOOKBACK_SESSIONS | `10` | live mode: NYSE sessions back from the as-of date to fill in OCC volume |
 | REGIME_CFTC_MARKETS | `13874A,239742,209742` | CFTC market codes (E-mini S&P 500, Russell E-mini, Nasdaq mini) |
+| REGIME_CFTC_VIA | `zip` | live mode: `zip` (yearly history files) or `api` (public reporting API, gpe5-46if) |
 | REGIME_CFTC_FIRST_YEAR | `2019` | live mode: first yearly CFTC file fetched |
 | REGIME_ETF_TICKERS | `IWM,IJR,VTWO,SPY,IVV,QQQ` | ETFs whose NAV and shares outstanding are ingested |
 | REGIME_SMALL_CAPS / REGIME_LARGE_CAPS | `IWM,IJR,VTWO` / `SPY,IVV,QQQ` | the two sides of the ETF flow spread |
@@ -52,6 +53,7 @@ class Settings:
     occ_lookback_sessions: int
     cftc_markets: tuple[str, ...]
     cftc_first_year: int
+    cftc_via: str
     etf_tickers: tuple[str, ...]
     small_caps: tuple[str, ...]
     large_caps: tuple[str, ...]
@@ -90,6 +92,13 @@ def _upper(value: str) -> tuple[str, ...]:
     return tuple(part.upper() for part in _list(value))
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 def _number(name: str, default: str, kind: type):
     raw = os.environ.get(name, default)
     try:
@@ -122,6 +131,7 @@ def get_settings() -> Settings:
         occ_lookback_sessions=_number("REGIME_OCC_LOOKBACK_SESSIONS", "10", int),
         cftc_markets=_upper(env("REGIME_CFTC_MARKETS", "13874A,239742,209742")),
         cftc_first_year=_number("REGIME_CFTC_FIRST_YEAR", "2019", int),
+        cftc_via=_choice("REGIME_CFTC_VIA", "zip", ("zip", "api")),
         etf_tickers=_upper(env("REGIME_ETF_TICKERS", "IWM,IJR,VTWO,SPY,IVV,QQQ")),
         small_caps=_upper(env("REGIME_SMALL_CAPS", "IWM,IJR,VTWO")),
         large_caps=_upper(env("REGIME_LARGE_CAPS", "SPY,IVV,QQQ")),

@@ -218,13 +218,22 @@ def _cftc_years(settings: Settings, as_of: date) -> list[int]:
 
 
 def ingest_cftc(settings: Settings, as_of: date) -> IngestResult:
+    """The yearly zips, or in live mode with REGIME_CFTC_VIA=api one query of the public reporting API
+    (dataset gpe5-46if) for the configured markets from REGIME_CFTC_FIRST_YEAR to the as-of date."""
     result = IngestResult(dataset=datasets.CFTC_TFF.name, as_of=as_of)
 
     def parse(data: bytes, location: str) -> pd.DataFrame:
         return cftc.parse_zip(data, location, markets=settings.cftc_markets)
 
-    items = [Item(str(year), "cftc", cftc.file_name(year), cftc.zip_url(year), parse)
-             for year in _cftc_years(settings, as_of)]
+    def parse_api(data: bytes, location: str) -> pd.DataFrame:
+        return cftc.parse_api(data, location, markets=settings.cftc_markets, limit=cftc.API_LIMIT)
+
+    if settings.source == "live" and settings.cftc_via == "api":
+        url = cftc.api_url(settings.cftc_markets, start=date(settings.cftc_first_year, 1, 1), end=as_of)
+        items = [Item("api", "cftc", f"{cftc.DATASET}.json", url, parse_api)]
+    else:
+        items = [Item(str(year), "cftc", cftc.file_name(year), cftc.zip_url(year), parse)
+                 for year in _cftc_years(settings, as_of)]
     frames = collect(settings, as_of, cftc.SOURCE, items, result)
     # a report is in the lake only once it was public on the as-of date
     return store(settings, datasets.CFTC_TFF, frames, result, _until("release_date", as_of))

@@ -70,3 +70,13 @@ def test_the_articles_readings_and_the_record(reference_warehouse):
     assert record is True and since is None  # "a level never seen before": the highest since RUT's history began
     assert start < date(1988, 1, 1)
     assert label == "small-cap squeeze"
+
+
+def test_records_older_than_the_russell_history_do_not_pile_up_on_its_first_day(reference_warehouse):
+    settings, _, _ = reference_warehouse
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        first = con.execute("select date, records from marts.regime_daily order by date limit 1").fetchall()[0]
+    finally:
+        con.close()
+    assert first[0] == date(1987, 9, 10) and first[1] is None  # SPX's 1929-1987 records stay in marts.extremes

@@ -63,6 +63,8 @@ records as (
     where (is_record_high or is_record_low)
         and list_contains($headline_indicators::varchar[], indicator)
         and date >= history_start + $record_min_days::integer
+        -- records from before RUT's history (SPX goes back to 1927) have no session row to land on
+        and date >= (select min(date) from sessions)
 
 ),
 

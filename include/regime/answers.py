@@ -2,7 +2,7 @@
 
 The `regime` command (regime/cli.py) prints these; reports and alert mails may reuse them, e.g.
 `describe_since(reading)` -> "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since
-1987-10-27); percentile 100".
+1987-11-18); percentile 100".
 
 Every function takes an open connection; values always reach SQL as bound parameters ($name), never as text.
 A question the warehouse cannot answer as asked raises AnswerError with a one-line message saying what would work.
@@ -420,7 +420,7 @@ def _plural(n: int, unit: str) -> str:
 
 
 def since_phrase(row: Reading | Mapping[str, Any]) -> str:
-    """Where a reading stands in its history: 'the highest on record (history since 1987-10-27)', 'the lowest since
+    """Where a reading stands in its history: 'the highest on record (history since 1987-11-18)', 'the lowest since
     2008-10-10 (15 years)'. Not a record: the side whose 'since' date is older (the more remarkable one)."""
     r = Reading.from_row(row)
     if r.is_first:
@@ -435,7 +435,7 @@ def since_phrase(row: Reading | Mapping[str, Any]) -> str:
 
 
 def describe_since(row: Reading | Mapping[str, Any]) -> str:
-    """One sentence: 'RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27);
+    """One sentence: 'RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-11-18);
     percentile 100'. `row` is a Reading or a row of marts.extremes as a mapping."""
     r = Reading.from_row(row)
     text = f"{r.subject} {r.indicator} on {r.date} was {format_value(r.value)}: {since_phrase(r)}"

@@ -14,7 +14,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test setup airflow-init lint clean sample chromium
+.PHONY: demo test setup airflow-init lint clean sample chromium bench
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ test: airflow-init chromium
 # headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# where the time goes, at today's size and at 100x it (docs/performance.md); about 10 minutes
+bench: airflow-init
+	$(BIN)/python benchmarks/run.py
 
 lint: setup
 	$(BIN)/ruff check .

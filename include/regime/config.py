@@ -26,8 +26,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from regime import PROJECT_DIR
 
@@ -92,10 +94,39 @@ def _upper(value: str) -> tuple[str, ...]:
     return tuple(part.upper() for part in _list(value))
 
 
+# Symbols and tickers become file names, URL parts and lake partition names: letters, digits and . ^ - only.
+SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9.^-]{0,15}")
+MARKET_CODE = re.compile(r"[0-9A-Z+]{1,12}")  # CFTC contract market codes, e.g. 13874A
+
+
+def _symbols(name: str, default: str, pattern: re.Pattern = SYMBOL,
+             allowed: str = "letters, digits, '.', '^' and '-', at most 16 characters") -> tuple[str, ...]:
+    """A comma-separated list of symbols, upper-cased, each once, every one matching `pattern` (ConfigError)."""
+    values = tuple(dict.fromkeys(_upper(os.environ.get(name, default))))
+    bad = [v for v in values if not pattern.fullmatch(v)]
+    if bad:
+        raise ConfigError(f"{name}: {bad[0]!r} is not a valid symbol (expected {allowed})")
+    return values
+
+
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default).strip().lower()
     if value not in choices:
         raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def _base_url(value: str | None) -> str | None:
+    """REGIME_LIVE_BASE_URL: http(s), and no user:password@ in it (every URL is logged, kept in the raw metadata
+    and quoted in error mails). The value is not repeated in the error: it may hold a password."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("REGIME_LIVE_BASE_URL: expected an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("REGIME_LIVE_BASE_URL holds credentials (user:password@host): URLs are written to logs, "
+                          "raw metadata and error mails; use a proxy that needs none in its URL")
     return value
 
 
@@ -122,18 +153,19 @@ def get_settings() -> Settings:
         alert_to=_list(env("REGIME_ALERT_TO", "regime-alerts@localhost")),
         zscore_alert=_number("REGIME_ZSCORE_ALERT", "3.0", float),
         since_years=_number("REGIME_SINCE_YEARS", "10", int),
-        indexes=_upper(env("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX")),
+        indexes=_symbols("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX"),
         freshness_sessions=_number("REGIME_FRESHNESS_SESSIONS", "3", int),
         gap_tolerance_sessions=_number("REGIME_GAP_TOLERANCE_SESSIONS", "2", int),
         http_timeout=_number("REGIME_HTTP_TIMEOUT", "30", float),
         smtp_conn_id=env("REGIME_SMTP_CONN_ID", "smtp_default"),
-        watchlist=_upper(env("REGIME_WATCHLIST", "IWM,SPY,QQQ,NVDA,TSLA,AAPL")),
+        watchlist=_symbols("REGIME_WATCHLIST", "IWM,SPY,QQQ,NVDA,TSLA,AAPL"),
         occ_lookback_sessions=_number("REGIME_OCC_LOOKBACK_SESSIONS", "10", int),
-        cftc_markets=_upper(env("REGIME_CFTC_MARKETS", "13874A,239742,209742")),
+        cftc_markets=_symbols("REGIME_CFTC_MARKETS", "13874A,239742,209742", MARKET_CODE,
+                              "letters, digits and '+', at most 12 characters"),
         cftc_first_year=_number("REGIME_CFTC_FIRST_YEAR", "2019", int),
         cftc_via=_choice("REGIME_CFTC_VIA", "zip", ("zip", "api")),
-        etf_tickers=_upper(env("REGIME_ETF_TICKERS", "IWM,IJR,VTWO,SPY,IVV,QQQ")),
-        small_caps=_upper(env("REGIME_SMALL_CAPS", "IWM,IJR,VTWO")),
-        large_caps=_upper(env("REGIME_LARGE_CAPS", "SPY,IVV,QQQ")),
-        live_base_url=env("REGIME_LIVE_BASE_URL") or None,
+        etf_tickers=_symbols("REGIME_ETF_TICKERS", "IWM,IJR,VTWO,SPY,IVV,QQQ"),
+        small_caps=_symbols("REGIME_SMALL_CAPS", "IWM,IJR,VTWO"),
+        large_caps=_symbols("REGIME_LARGE_CAPS", "SPY,IVV,QQQ"),
+        live_base_url=_base_url(env("REGIME_LIVE_BASE_URL") or None),
     )

@@ -13,6 +13,10 @@ batches of whole series that fit in cache, computed on several threads (numpy re
   window maxima, log2(L) vectorised passes over the rows the previous row does not answer;
 - "readings up to this one with value <= v" (expanding rank): a wavelet-style split on the bits of the position,
   log2(L) vectorised stable partitions of each series' rows sorted by value.
+
+Past _PART_READINGS readings the engine runs in parts of whole series, so that its memory stays bounded (build).
+An incremental build (warehouse.update) does not run the engine: `update` computes the rows of the new readings
+only, in SQL, against the stored table (UPDATE_SQL).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from regime.warehouse import read_sql, run_model
+from regime.warehouse import bind, read_sql, scalar
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +179,165 @@ def _count_le_before(v, gs, length, starts, lengths) -> np.ndarray:
     return packed >> bits
 
 
+# marts.extremes rows of the readings dated after $since, against the history already in marts.extremes (every
+# stored row is earlier than every new reading: warehouse.update deletes those after $since first) and against the
+# new readings dated before them (an update spanning several days). One pass over the stored rows of each series
+# with a new reading counts those <= the new value (pct_rank) and finds the latest dates >= and <= it
+# (highest_since, lowest_since). Same values as the engine: a record is "something earlier and nothing earlier at
+# or beyond", pct_rank is (earlier <= value + 1) / (earlier + 1) in double precision, history_start the series'
+# first date.
+UPDATE_SQL = """
+with new as materialized (
+
+    select date, indicator, subject, value
+    from marts.indicators
+    where date > $since and value is not null and isfinite(value)
+
+),
+
+stored as (
+
+    select
+        n.date,
+        n.indicator,
+        n.subject,
+        count(*) as n_earlier,
+        count(*) filter (where e.value <= n.value) as n_at_or_below,
+        max(e.date) filter (where e.value >= n.value) as highest_since,
+        max(e.date) filter (where e.value <= n.value) as lowest_since,
+        min(e.history_start) as history_start
+    from new as n
+    inner join marts.extremes as e on e.indicator = n.indicator and e.subject = n.subject
+    group by n.date, n.indicator, n.subject
+
+),
+
+recent as (
+
+    select
+        n.date,
+        n.indicator,
+        n.subject,
+        count(*) as n_earlier,
+        count(*) filter (where m.value <= n.value) as n_at_or_below,
+        max(m.date) filter (where m.value >= n.value) as highest_since,
+        max(m.date) filter (where m.value <= n.value) as lowest_since,
+        min(m.date) as history_start
+    from new as n
+    inner join new as m on m.indicator = n.indicator and m.subject = n.subject and m.date < n.date
+    group by n.date, n.indicator, n.subject
+
+),
+
+combined as (
+
+    select
+        n.date,
+        n.indicator,
+        n.subject,
+        n.value,
+        coalesce(s.history_start, r.history_start, n.date) as history_start,
+        coalesce(r.highest_since, s.highest_since) as highest_since,  -- new readings are the later ones
+        coalesce(r.lowest_since, s.lowest_since) as lowest_since,
+        coalesce(s.n_earlier, 0) + coalesce(r.n_earlier, 0) as n_earlier,
+        coalesce(s.n_at_or_below, 0) + coalesce(r.n_at_or_below, 0) as n_at_or_below
+    from new as n
+    left join stored as s using (date, indicator, subject)
+    left join recent as r using (date, indicator, subject)
+
+)
+
+select
+    date,
+    indicator,
+    subject,
+    value,
+    history_start,
+    highest_since,
+    lowest_since,
+    n_earlier > 0 and highest_since is null as is_record_high,
+    n_earlier > 0 and lowest_since is null as is_record_low,
+    (n_at_or_below + 1)::double / (n_earlier + 1)::double as pct_rank
+from combined
+"""
+
+
+def update(con: duckdb.DuckDBPyConnection, since) -> int:
+    """Incremental marts.extremes (warehouse.update): replace its rows dated after `since` with those of the readings
+    of marts.indicators dated after `since`; returns the rows inserted. Cost: one scan of the stored history of each
+    series with a new reading, per new reading of it (a day's update reads each affected series once) — linear in
+    history, against the engine's O(n log L) for everything."""
+    con.execute("delete from marts.extremes where date > $since", {"since": since})
+    rows = con.execute(f"insert into marts.extremes by name select * from ({UPDATE_SQL})", {"since": since}).fetchall()
+    return rows[0][0] if rows else 0
+
+
 def build(con: duckdb.DuckDBPyConnection, params: dict) -> int:
-    """Build marts.extremes from marts.indicators; returns its row count."""
+    """Build marts.extremes from marts.indicators; returns its row count.
+
+    Series are independent, so beyond _PART_READINGS readings the engine runs in parts of whole series (whole
+    indicators, or an indicator's subjects split by hash), each through the same two SQL models in a scratch
+    catalog whose `marts.indicators` is a view of that part: memory stays bounded (the engine holds ~100 bytes per
+    reading at its peak) however many readings there are, and time stays O(n log L)."""
+    parts = _parts(con)
+    if len(parts) == 1:
+        return _build_part(con, params, "marts.extremes", create=True)
+    home = '"' + scalar(con, "select current_database()").replace('"', '""') + '"'
+    con.execute(f"attach ':memory:' as {_SCRATCH}")
+    try:
+        con.execute(f"create schema {_SCRATCH}.marts")
+        rows = 0
+        for n, where in enumerate(parts):
+            con.execute(f"create or replace view {_SCRATCH}.marts.indicators as select * from {home}.marts.indicators"
+                        f" where {where}")
+            con.execute(f"use {_SCRATCH}")
+            try:
+                rows += _build_part(con, params, f"{home}.marts.extremes", create=n == 0)
+            finally:
+                con.execute(f"use {home}")
+        log.info("extremes engine: %d readings in %d parts", rows, len(parts))
+        return rows
+    finally:
+        con.execute(f"detach {_SCRATCH}")
+
+
+_PART_READINGS = 4_000_000  # readings per run of the engine (a part): bounds its memory
+_SCRATCH = "extremes_part"
+
+
+def _parts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Filters on marts.indicators, each selecting whole series and about _PART_READINGS readings at most."""
+    counts = con.execute("select indicator, count(*) from marts.indicators where value is not null and"
+                         " isfinite(value) group by indicator order by indicator").fetchall()
+    if sum(n for _, n in counts) <= _PART_READINGS:
+        return ["true"]
+    parts, group, size = [], [], 0
+    for name, n in counts:
+        literal = "'" + name.replace("'", "''") + "'"
+        if n > _PART_READINGS:  # one indicator, its subjects split by hash
+            k = -(-n // _PART_READINGS)
+            parts += [f"indicator = {literal} and hash(subject) % {k} = {j}" for j in range(k)]
+            continue
+        if size + n > _PART_READINGS and group:
+            parts.append(f"indicator in ({', '.join(group)})")
+            group, size = [], 0
+        group.append(literal)
+        size += n
+    if group:
+        parts.append(f"indicator in ({', '.join(group)})")
+    return parts
+
+
+def _build_part(con: duckdb.DuckDBPyConnection, params: dict, table: str, create: bool) -> int:
+    """Run the engine on the readings `marts.indicators` resolves to and add them to `table`; returns the rows."""
     readings = register(con)
     try:
-        rows = run_model(con, "marts.extremes", "marts/extremes.sql", params)
+        sql = read_sql("marts/extremes.sql")
+        if create:
+            con.execute(f"create or replace table {table} as {sql}", bind(sql, params))
+            rows = scalar(con, f"select count(*) from {table}")
+        else:
+            rows = scalar(con, f"insert into {table} {sql}", bind(sql, params))
     finally:
         con.unregister(ENGINE_VIEW)
     if rows != readings:  # two series with the same hash(indicator, subject): astronomically unlikely, never silent

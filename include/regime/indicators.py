@@ -3,7 +3,10 @@
 Adding an indicator = one SQL file in include/sql/indicators/ that selects (date, subject, value),
 one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value.
 Indicator SQL reads marts.prices and staging.{options_volume,cftc_tff,etf_nav}, with the bound parameters
-$as_of, $small_caps and $large_caps (always given by the build).
+$as_of, $small_caps and $large_caps (always given by the build), and $since and $history_from: it selects only
+readings dated after $since and reads only input rows dated on or after $history_from. A full build binds both to
+0001-01-01; an incremental build (regime.warehouse.update, docs/performance.md) binds $since to the last date whose
+readings it keeps and $history_from to a date early enough for every window (see `lookback_sessions`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,28 @@ class Indicator:
     summary: str
     headline: bool = False  # shown in the regime summary and watched for records
     bounds: tuple[float, float] | None = None  # values outside are impossible: validation blocks them
+    # Incremental builds: how many of a series' sessions up to $since a reading after $since may look back on
+    # (49 for a 50-session window, 20 for a 20-session return, 0 for a same-day ratio); None = the whole history
+    # (e.g. a running maximum). `sessions` names how those sessions are counted (a key of SESSIONS).
+    lookback_sessions: int | None = None
+    sessions: str = "index"
+
+
+# (series, date) of the rows an indicator's windows count as sessions, per kind of input. An incremental build reads
+# each indicator's input from a date that leaves every series with at least `lookback_sessions` of these up to $since.
+# "index" counts an index's rows with a close: at least as many as zscore_50d's window counts (all its rows), exactly
+# those of ret_Nd and rel_ret_Nd. "index_pair" counts the dates on which two indexes both closed, for every pair
+# (vol_corr_5d's sessions are those of its pairs, whichever pairs its SQL lists).
+SESSIONS: dict[str, str] = {
+    "index": "select symbol as series, date from marts.prices where close is not null",
+    "index_pair": (
+        "select a.symbol || '~' || b.symbol as series, a.date from marts.prices as a"
+        " inner join marts.prices as b on b.date = a.date and b.symbol > a.symbol"
+        " where a.close is not null and b.close is not null"
+    ),
+    "underlying": "select underlying as series, date from staging.options_volume",
+    "etf": "select ticker as series, date from staging.etf_nav",
+}
 
 
 REGISTRY: tuple[Indicator, ...] = (
@@ -27,37 +52,44 @@ REGISTRY: tuple[Indicator, ...] = (
         "Close minus the mean of the 50 closes ending that day, over their sample standard deviation.",
         headline=True,
         bounds=(-7.0, 7.0),  # a 50-sample z-score cannot exceed (n - 1) / sqrt(n) = 6.93
+        lookback_sessions=49,
     ),
     Indicator(
         "ret_1d",
         "indicators/ret_1d.sql",
         "Close over the previous session's close, minus 1 (a fraction), per price index.",
+        lookback_sessions=1,
     ),
     Indicator(
         "ret_5d",
         "indicators/ret_5d.sql",
         "Close over the close 5 sessions earlier, minus 1 (a fraction), per price index.",
+        lookback_sessions=5,
     ),
     Indicator(
         "ret_20d",
         "indicators/ret_20d.sql",
         "Close over the close 20 sessions earlier, minus 1 (a fraction), per price index.",
+        lookback_sessions=20,
     ),
     Indicator(
         "rel_ret_5d",
         "indicators/rel_ret_5d.sql",
         "RUT's 5-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
         headline=True,
+        lookback_sessions=5,
     ),
     Indicator(
         "rel_ret_20d",
         "indicators/rel_ret_20d.sql",
         "RUT's 20-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
+        lookback_sessions=20,
     ),
     Indicator(
         "price_ratio",
         "indicators/price_ratio.sql",
         "RUT close over SPX close (RUT/SPX).",
+        lookback_sessions=0,
     ),
     Indicator(
         "vol_corr_5d",
@@ -65,22 +97,30 @@ REGISTRY: tuple[Indicator, ...] = (
         "5-session correlation of an index's daily % change with its volatility index's point change.",
         headline=True,
         bounds=(-1.0, 1.0),
+        lookback_sessions=5,
+        sessions="index_pair",
     ),
     Indicator(
         "call_volume_5d",
         "indicators/call_volume_5d.sql",
         "Call volume over the underlying's last 5 sessions (OCC), per underlying.",
         headline=True,
+        lookback_sessions=4,
+        sessions="underlying",
     ),
     Indicator(
         "put_volume_5d",
         "indicators/put_volume_5d.sql",
         "Put volume over the underlying's last 5 sessions (OCC), per underlying.",
+        lookback_sessions=4,
+        sessions="underlying",
     ),
     Indicator(
         "call_put_ratio_5d",
         "indicators/call_put_ratio_5d.sql",
         "call_volume_5d over put_volume_5d, per underlying.",
+        lookback_sessions=4,
+        sessions="underlying",
     ),
     Indicator(
         "net_pct_oi",
@@ -88,17 +128,22 @@ REGISTRY: tuple[Indicator, ...] = (
         "CFTC net (long - short) position over open interest per market and trader class, dated by release.",
         headline=True,
         bounds=(-1.0, 1.0),
+        lookback_sessions=None,  # newest_public is a running maximum over every earlier release
     ),
     Indicator(
         "etf_flow_5d_pct",
         "indicators/etf_flow_5d_pct.sql",
         "An ETF's creation/redemption flows over its last 5 sessions as a fraction of its assets.",
+        lookback_sessions=4,
+        sessions="etf",
     ),
     Indicator(
         "etf_flow_5d_pct_spread",
         "indicators/etf_flow_5d_pct_spread.sql",
         "Small-cap minus large-cap ETFs' 5-session flows as a fraction of their assets (small-large).",
         headline=True,
+        lookback_sessions=4,
+        sessions="etf",
     ),
 )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -18,12 +20,22 @@ from pathlib import Path
 
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
+# Temporary files of atomic writes: `.<name>.<writer pid>.<random>.tmp` beside their target.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+# A partition value becomes one directory name `<key>=<value>`: letters, digits and . _ ^ + -, not leading '.'.
+_PARTITION_VALUE = re.compile(r"[A-Za-z0-9^+_-][A-Za-z0-9.^+_-]{0,63}")
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it over `target` atomically."""
+    """Yield a temporary path beside `target`; on success rename it over `target` atomically.
+
+    The temporary file is named `.<target name>.<pid>.<random>.tmp`: if the process is killed before the rename,
+    `sweep_temp` can tell the leftover from a write still in progress."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -31,6 +43,40 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a live process of another user
+        return True
+    return True
+
+
+def sweep_temp(*roots: Path) -> list[Path]:
+    """Remove the temporary files that killed atomic writers left under `roots` (`.<name>.<pid>.<random>.tmp`
+    whose pid is no longer running, and unnamed `.<name>.<random>.tmp` ones of earlier versions); return what was
+    removed.
+
+    A killed process cannot clean up after itself, and its leftovers would pile up beside the lake's files.
+    Callers sweep only directories they hold the writer's lock for (pipeline.ingest: the dataset's lake folder
+    and the source's raw and quarantine folders), so no live writer, here or on another host, can lose a file."""
+    removed = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob(".*.tmp")):
+            match = _TEMP.match(path.name)
+            if match and _alive(int(match.group("pid"))):
+                continue
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.warning("removed %d temporary file(s) left by a killed writer, e.g. %s", len(removed), removed[0])
+    return removed
 
 
 def write_bytes_atomic(target: Path, data: bytes) -> Path:
@@ -89,6 +135,11 @@ def quarantine(quarantine_dir: Path, source: str, as_of: date, name: str, data: 
 
 
 def partition_path(lake_dir: Path, dataset: str, key: str, value: str) -> Path:
+    """`lake/<dataset>/<key>=<value>/data.parquet`; a value that is not one plain directory name (a path separator,
+    `..`, `=`, a leading dot, control characters) is refused: it comes from configuration or upstream data."""
+    if not isinstance(value, str) or not _PARTITION_VALUE.fullmatch(value):
+        raise ValueError(f"refusing partition value {value!r} for {dataset}.{key}: expected letters, digits "
+                         "and . _ ^ + - only (at most 64, not starting with '.')")
     return lake_dir / dataset / f"{key}={value}" / "data.parquet"
 
 

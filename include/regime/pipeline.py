@@ -7,10 +7,12 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from regime import warehouse
+from regime import lake, warehouse
 from regime.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
+# dataset -> its source's folder under raw/ and quarantine/ (swept with the dataset's lake folder)
+RAW_FOLDERS = {"index_prices": "cboe", "options_volume": "occ", "cftc_tff": "cftc", "etf_nav": "etf"}
 
 
 def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
@@ -20,6 +22,8 @@ def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / f"ingest-{dataset}.lock", f"ingest of {dataset}"):
+        source = RAW_FOLDERS[dataset]  # what a killed earlier run of this ingest may have left half-written
+        lake.sweep_temp(settings.lake_dir / dataset, settings.raw_dir / source, settings.quarantine_dir / source)
         result = INGESTERS[dataset](settings, as_of)
     if result.missing:
         log.warning("%s: not available upstream, skipped: %s", dataset, ", ".join(result.missing[:20]))
@@ -30,8 +34,17 @@ def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
     return ingest("index_prices", as_of, settings)
 
 
-def build(as_of: date, settings: Settings | None = None) -> str:
+def build(as_of: date, settings: Settings | None = None, incremental: bool = True) -> str:
+    """Build a staging warehouse as of `as_of`; return its path. With `incremental` (the default: the DAGs and
+    regime-backfill), update a copy of the published warehouse when warehouse.update can show that the result equals
+    a full rebuild (same code and source, built as of `as_of` or earlier, lake unchanged for earlier dates: see
+    docs/performance.md); otherwise, and with incremental=False, rebuild every model from the lake."""
     settings = settings or get_settings()
+    if incremental and settings.warehouse_path.exists():
+        try:
+            return str(warehouse.update(settings, as_of, settings.warehouse_path))
+        except warehouse.NotIncremental as exc:
+            log.info("full rebuild: %s", exc)
     return str(warehouse.build(settings, as_of))
 
 
@@ -65,14 +78,16 @@ def publish(staging: str, settings: Settings | None = None) -> str:
     return str(warehouse.publish(settings, Path(staging)))
 
 
-def build_validate_publish(as_of: date, settings: Settings | None = None) -> dict:
-    """Build a staging copy, validate it, publish it: one writer of the warehouse at a time (a second run waits
-    for the lock). A failed validation raises with the summary; the published warehouse stays as it was."""
+def build_validate_publish(as_of: date, settings: Settings | None = None, incremental: bool = True) -> dict:
+    """Build a staging copy (incrementally where that gives the same result, see build()), validate it, publish it:
+    one writer of the warehouse at a time (a second run waits for the lock). A failed validation raises with the
+    summary; the published warehouse stays as it was."""
     from regime.locks import exclusive
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / "warehouse.lock", "the warehouse"):
-        staging = build(as_of, settings)
+        warehouse.sweep_builds(settings)  # staging files of a killed earlier run
+        staging = build(as_of, settings, incremental)
         summary = validate(staging, as_of, settings)
         summary["published"] = publish(staging, settings)
     return summary

@@ -2,23 +2,31 @@
 
 Analysts only ever open the published file, read-only. A build writes a new file under build/; only a
 validated build replaces `warehouse.duckdb` (os.replace: readers see the old or the new file, never a mix).
+
+Two ways to make that file: `build` computes every model from the lake; `update` copies the published warehouse and
+recomputes only what is dated after the last date on which the lake still holds exactly what that warehouse was
+built from, with the same result (tests/test_incremental.py; when each runs: docs/performance.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
+import shutil
+import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from regime import SQL_DIR, datasets, state
 from regime.config import Settings
-from regime.indicators import REGISTRY
+from regime.indicators import REGISTRY, SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +38,19 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("marts.prices", "marts/prices.sql"),
 )
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+# The date that places each model's row in time: a row dated d depends only on lake rows dated d or earlier (what
+# makes the warehouse point in time, and what lets `update` keep every row dated up to its `since`).
+POINT_IN_TIME = {"staging.cftc_tff": "release_date"}  # every other model: `date`
+FULL = date(1, 1, 1)  # $since and $history_from of a full build: every reading, from every input row
+MAX_INCREMENTAL_DAYS = 31  # `update` recomputes at most this many calendar days; more is a full rebuild
 
 
 class WarehouseError(RuntimeError):
     pass
+
+
+class NotIncremental(WarehouseError):
+    """`update` cannot show that its result would equal a full rebuild (nothing was written): build in full."""
 
 
 def read_sql(relpath: str) -> str:
@@ -75,21 +92,68 @@ def lake_params(settings: Settings, as_of: date) -> dict:
 
 
 def build_indicators(con: duckdb.DuckDBPyConnection, params: dict, names: Iterable[str] | None = None) -> int:
+    # Unique on (date, indicator, subject): each SQL file selects one row per (date, subject), and the gate blocks
+    # a build where that fails (ExpectCompoundColumnsToBeUnique). No PRIMARY KEY constraint: maintaining its index
+    # cost more than every indicator query together (docs/performance.md).
     con.execute(
         "create or replace table marts.indicators ("
-        " date date not null, indicator varchar not null, subject varchar not null, value double,"
-        " primary key (date, indicator, subject))"
+        " date date not null, indicator varchar not null, subject varchar not null, value double)"
     )
-    wanted = set(names) if names is not None else None
-    for indicator in REGISTRY:
-        if wanted is not None and indicator.name not in wanted:
-            continue
-        sql = read_sql(indicator.sql)
-        con.execute(
-            f"insert into marts.indicators select date, $indicator, subject, value from ({sql})",
-            {**bind(sql, params), "indicator": indicator.name},
-        )
+    insert_readings(con, params, FULL, names)
     return scalar(con, "select count(*) from marts.indicators")
+
+
+def insert_readings(con: duckdb.DuckDBPyConnection, params: dict, since: date,
+                    names: Iterable[str] | None = None) -> int:
+    """Insert into marts.indicators every reading dated after `since` (FULL: all), each indicator reading its input
+    from `history_from`; returns the rows inserted."""
+    wanted = None if names is None else set(names)
+    chosen = [i for i in REGISTRY if wanted is None or i.name in wanted]
+    # one look-back date per kind of sessions, for the longest look-back of that kind (more history is harmless)
+    longest: dict[str, int] = {}
+    for indicator in chosen:
+        if indicator.lookback_sessions:
+            longest[indicator.sessions] = max(longest.get(indicator.sessions, 0), indicator.lookback_sessions)
+    starts = {kind: history_from(con, kind, n, since) for kind, n in longest.items()} if since != FULL else {}
+    inserted = 0
+    for indicator in chosen:
+        sql = read_sql(indicator.sql)
+        if since == FULL or indicator.lookback_sessions is None:
+            start = FULL
+        else:
+            start = starts[indicator.sessions] if indicator.lookback_sessions else since
+        bound = {**params, "since": since, "history_from": start}
+        rows = con.execute(
+            f"insert into marts.indicators select date, $indicator, subject, value from ({sql})",
+            {**bind(sql, bound), "indicator": indicator.name},
+        ).fetchall()
+        inserted += rows[0][0] if rows else 0
+    return inserted
+
+
+def history_from(con: duckdb.DuckDBPyConnection, kind: str, lookback: int, since: date) -> date:
+    """A date early enough for readings after `since` that look back `lookback` sessions of kind `kind` (SESSIONS):
+    every series with a session after `since` keeps at least `lookback` of its sessions up to `since` on or after
+    it, or all of them. Found by probing back from `since` (2 calendar days per session, then 4x further each time):
+    only the dates near `since` are counted, plus one look at older rows of series that are short of sessions."""
+    sessions = SESSIONS[kind]
+    days = 2 * lookback + 14
+    while days < (since - FULL).days:
+        probe = since - timedelta(days=days)
+        params = {"since": since, "probe": probe, "n": lookback}
+        short = [row[0] for row in con.execute(
+            f"with sessions as ({sessions}),"
+            " new as (select distinct series from sessions where date > $since),"
+            " recent as (select series, count(*) as n from sessions where date >= $probe and date <= $since"
+            " group by series)"
+            " select new.series from new left join recent using (series) where coalesce(recent.n, 0) < $n",
+            params).fetchall()]
+        if not short or not scalar(
+                con, f"with sessions as ({sessions}) select count(*) from sessions"
+                     " where date < $probe and list_contains($short, series)", {"probe": probe, "short": short}):
+            return probe
+        days *= 4
+    return FULL
 
 
 def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
@@ -101,7 +165,8 @@ def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
 
 
 def build(settings: Settings, as_of: date) -> Path:
-    """Build every model into a new staging file and return its path (nothing is published)."""
+    """Build every model into a new staging file and return its path (nothing is published). Each step is logged
+    with its rows and seconds (as `extra` step/table/rows/seconds on the log record: benchmarks/run.py reads them)."""
     from regime import extremes
     from regime.indicators import REGIME_RULES
 
@@ -110,32 +175,211 @@ def build(settings: Settings, as_of: date) -> Path:
     params = {**REGIME_RULES, **lake_params(settings, as_of)}
     con = duckdb.connect(str(target))
     try:
+        started = clock = time.perf_counter()
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
         copy_state(con, settings.state_dir)
-        counts = {}
+        clock = _done("meta", "meta.*", None, clock)
         for table, relpath in MODELS:
-            counts[table] = run_model(con, table, relpath, params)
-            log.info("built %s: %d rows", table, counts[table])
-        counts["marts.indicators"] = build_indicators(con, params)
-        log.info("built marts.indicators: %d rows", counts["marts.indicators"])
-        counts["marts.extremes"] = extremes.build(con, params)
-        log.info("built marts.extremes: %d rows", counts["marts.extremes"])
-        counts["marts.regime_daily"] = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", params)
-        log.info("built marts.regime_daily: %d rows", counts["marts.regime_daily"])
-        con.execute(
-            "create or replace table meta.build_info as select $as_of::date as as_of,"
-            " $built_at::timestamptz as built_at, $source as source, $origin as origin",
-            {"as_of": as_of, "built_at": datetime.now(UTC), "source": settings.source,
-             "origin": str(settings.mirror_dir) if settings.source == "mirror" else "live"},
-        )
-        con.execute("checkpoint")
+            clock = _done("staging", table, run_model(con, table, relpath, params), clock)
+        clock = _done("indicators", "marts.indicators", build_indicators(con, params), clock)
+        clock = _done("extremes", "marts.extremes", extremes.build(con, params), clock)
+        rows = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", params)
+        clock = _done("regime_daily", "marts.regime_daily", rows, clock)
+        _finish(con, settings, as_of, None, fingerprint(settings))
+        clock = _done("checkpoint", "meta.build_info", None, clock)
+        _done("total", f"full build as of {as_of}", None, started)
     except Exception:
         con.close()
         discard(target)
         raise
     con.close()
     return target
+
+
+def update(settings: Settings, as_of: date, previous: Path) -> Path:
+    """Build as of `as_of` by updating a copy of the warehouse `previous` (the published one) and return the new
+    staging file's path, with the same content as build(settings, as_of) would give (meta.build_info.built_at and
+    meta.build_method aside).
+
+    Raises NotIncremental, leaving nothing behind, unless `previous` was built by this code (meta.build_method's
+    fingerprint: SQL, registry, engine, library versions, ETF groups), from the same source and origin, as of
+    `as_of` or earlier. The lake is then compared with `previous` (refresh_staging): `since` is the last date up to
+    which every staging table is unchanged, at most the previous as-of date, and at most MAX_INCREMENTAL_DAYS before
+    `as_of`. Every row dated after `since` is deleted and recomputed: indicators from their look-back rows only
+    (insert_readings), marts.extremes against the stored history (extremes.update), marts.regime_daily for the new
+    sessions. Every row dated up to `since` is kept: it depends only on lake rows dated up to `since`.
+    """
+    from regime import extremes
+    from regime.indicators import REGIME_RULES
+
+    started = time.perf_counter()
+    built = previous_build(previous)
+    if built is None:
+        raise NotIncremental(f"{previous} has no build record (meta.build_info, meta.build_method) to update from")
+    if built["as_of"] > as_of:
+        raise NotIncremental(f"the published warehouse is as of {built['as_of']}, after {as_of}")
+    wanted = {"source": settings.source, "origin": _origin(settings), "fingerprint": fingerprint(settings)}
+    for key, value in wanted.items():
+        if built[key] != value:
+            raise NotIncremental(f"the published warehouse was built with another {key} ({built[key]!r})")
+    clock = _done("check", previous.name, None, started)
+    settings.build_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
+    try:
+        shutil.copyfile(previous, target)
+        clock = _done("copy", previous.name, None, clock)
+        con = duckdb.connect(str(target))
+    except Exception:
+        discard(target)
+        raise
+    try:
+        params = {**REGIME_RULES, **lake_params(settings, as_of)}
+        copy_state(con, settings.state_dir)
+        clock = _done("meta", "meta.*", None, clock)
+        since = refresh_staging(con, params, built["as_of"])
+        if (as_of - since).days > MAX_INCREMENTAL_DAYS:
+            raise NotIncremental(f"the lake differs from the published warehouse from {since + timedelta(days=1)} on,"
+                                 f" more than {MAX_INCREMENTAL_DAYS} days before {as_of}")
+        clock = _done("staging", "staging.*, marts.prices", None, clock)
+        con.execute("delete from marts.indicators where date > $since", {"since": since})
+        clock = _done("indicators", "marts.indicators", insert_readings(con, params, since), clock)
+        clock = _done("extremes", "marts.extremes", extremes.update(con, since), clock)
+        con.execute("delete from marts.regime_daily where date > $since", {"since": since})
+        sql = read_sql("marts/regime_daily.sql")
+        rows = scalar(con, f"insert into marts.regime_daily select * from ({sql}) where date > $since",
+                      {**bind(sql, params), "since": since})
+        clock = _done("regime_daily", "marts.regime_daily", rows, clock)
+        _finish(con, settings, as_of, since, wanted["fingerprint"])
+        clock = _done("checkpoint", "meta.build_info", None, clock)
+        _done("total", f"update from {built['as_of']} to {as_of}, recomputed after {since}", None, started)
+    except Exception:
+        con.close()
+        discard(target)
+        raise
+    con.close()
+    return target
+
+
+def refresh_staging(con: duckdb.DuckDBPyConnection, params: dict, previous_as_of: date) -> date:
+    """Bring the staging tables and marts.prices of a copied warehouse up to what the lake holds as of the run, and
+    return `since`: the last date up to which none of them changed (at most `previous_as_of`).
+
+    This is what shows that the lake has not changed for earlier dates. Each staging model is recomputed from the
+    lake into a temporary table (reading the lake as a full build does) and compared with the copy date by date
+    (POINT_IN_TIME): row count and the sum of 64-bit hashes of the rows, every column (a change goes unnoticed
+    with a probability of about 2^-64; 3x cheaper than EXCEPT both ways). The first date that differs bounds
+    `since`. Then only the rows dated after `since` are replaced, in the staging tables and in marts.prices (a
+    projection of staging.index_prices, row for row)."""
+    since = previous_as_of
+    models = [(table, relpath) for table, relpath in MODELS if table.startswith("staging.")]
+    for table, relpath in models:
+        sql = read_sql(relpath)
+        column = POINT_IN_TIME.get(table, "date")
+        con.execute(f"create or replace temp table {_fresh(table)} as {sql}", bind(sql, params))
+        first = scalar(con, f"""
+            with lake as (
+                select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {_fresh(table)} as r
+                group by r.{column}
+            ),
+            kept as (
+                select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {table} as r
+                group by r.{column}
+            )
+            select min(day) from lake full join kept using (day)
+            where lake.n is distinct from kept.n or lake.digest is distinct from kept.digest""")
+        if first is not None and first <= since:
+            log.info("%s differs from the published warehouse from %s on", table, first)
+            since = max(FULL, first - timedelta(days=1))
+    for table, _ in models:
+        column = POINT_IN_TIME.get(table, "date")
+        con.execute(f"delete from {table} where {column} > $since", {"since": since})
+        con.execute(f"insert into {table} select * from {_fresh(table)} where {column} > $since", {"since": since})
+        con.execute(f"drop table {_fresh(table)}")
+    sql = read_sql("marts/prices.sql")
+    con.execute("delete from marts.prices where date > $since", {"since": since})
+    con.execute(f"insert into marts.prices select * from ({sql}) where date > $since",
+                {**bind(sql, params), "since": since})
+    return since
+
+
+def _fresh(table: str) -> str:
+    return "temp.main.fresh_" + table.split(".")[-1]
+
+
+def _origin(settings: Settings) -> str:
+    return str(settings.mirror_dir) if settings.source == "mirror" else "live"
+
+
+def _done(step: str, what: str, rows: int | None, since: float) -> float:
+    """Log a finished step (e.g. "marts.indicators: 49098 rows in 0.692 s (indicators)") with its duration, also as
+    `extra` step/table/rows/seconds on the record; return the time it finished."""
+    now = time.perf_counter()
+    count = "" if rows is None else f": {rows} rows"
+    log.info("%s%s in %.3f s (%s)", what, count, now - since, step,
+             extra={"step": step, "table": what, "rows": rows, "seconds": now - since})
+    return now
+
+
+def _finish(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, since: date | None,
+            fingerprint_: str) -> None:
+    """meta.build_info, meta.build_method (how this file was made), then a checkpoint."""
+    con.execute(
+        "create or replace table meta.build_info as select $as_of::date as as_of,"
+        " $built_at::timestamptz as built_at, $source as source, $origin as origin",
+        {"as_of": as_of, "built_at": datetime.now(UTC), "source": settings.source, "origin": _origin(settings)},
+    )
+    con.execute(
+        "create or replace table meta.build_method as select $method as method, $since::date as recomputed_after,"
+        " $fingerprint as fingerprint",
+        {"method": "full" if since is None else "incremental", "since": since, "fingerprint": fingerprint_},
+    )
+    con.execute("checkpoint")
+
+
+def previous_build(path: Path) -> dict | None:
+    """as_of, source, origin and fingerprint of the warehouse at `path`; None without them."""
+    if not path.exists():
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        info = con.execute("select as_of, source, origin from meta.build_info").fetchall()
+        method = con.execute("select fingerprint from meta.build_method").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if len(info) != 1 or len(method) != 1:
+        return None
+    (as_of, source, origin), (fingerprint_,) = info[0], method[0]
+    return {"as_of": as_of, "source": source, "origin": origin, "fingerprint": fingerprint_}
+
+
+def fingerprint(settings: Settings) -> str:
+    """What a build's content depends on besides the lake and the state: the build's SQL files, the code that runs
+    them, the rule parameters, the ETF groups and the library versions. `update` needs the previous build's to be
+    the same: after a deploy that changes any of them the next build is a full one."""
+    import numpy
+    import pyarrow
+
+    from regime import extremes, indicators
+    from regime.indicators import REGIME_RULES
+
+    digest = hashlib.sha256()
+    for folder in ("staging", "marts", "indicators"):
+        for path in sorted((SQL_DIR / folder).rglob("*.sql")):
+            digest.update(f"{path.relative_to(SQL_DIR)}\0".encode() + path.read_bytes())
+    for module in (datasets, extremes, indicators):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(json.dumps({
+        "rules": REGIME_RULES, "small_caps": list(settings.small_caps), "large_caps": list(settings.large_caps),
+        "duckdb": duckdb.__version__, "numpy": numpy.__version__, "pyarrow": pyarrow.__version__,
+    }, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def discard(staging: Path) -> None:
@@ -168,3 +412,37 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "where database_name = current_database() order by 1"
     ).fetchall()
     return {name: scalar(con, f"select count(*) from {name}") for name, _ in rows}
+
+
+def sweep_builds(settings: Settings) -> list[Path]:
+    """Remove the staging builds (`build/warehouse-*.duckdb` and their `.wal`) and temporary files that a killed or
+    crashed run left behind; return what was removed. Call it holding `state/warehouse.lock` (as
+    pipeline.build_validate_publish does): then no other build is running. A file some process still has open in
+    DuckDB (which locks it) is kept all the same."""
+    import fcntl
+
+    from regime import lake
+
+    removed: list[Path] = []
+    if not settings.build_dir.is_dir():
+        return removed
+    for path in sorted(settings.build_dir.glob("warehouse-*.duckdb*")):
+        if not path.name.endswith((".duckdb", ".duckdb.wal")) or not path.is_file():
+            continue
+        database = path.with_name(path.name.removesuffix(".wal"))
+        if database.exists():
+            try:
+                fd = os.open(database, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # DuckDB holds a lock while it has the file open
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.warning("removed %d abandoned staging file(s), e.g. %s", len(removed), removed[0])
+    return removed + lake.sweep_temp(settings.build_dir)

@@ -4,6 +4,7 @@ SMTP connection. Credentials live only in that connection."""
 from __future__ import annotations
 
 import html
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -54,15 +55,38 @@ def compose(alerts: list[dict], sender: str, recipients: list[str], chart_png: b
     return msg
 
 
+RETRY_PAUSE = 2.0  # seconds before offering the mail again to recipients the server deferred (4xx)
+RETRIES = 3
+
+
 def send(msg: EmailMessage, conn_id: str) -> None:
-    """Send through the Airflow SMTP connection `conn_id` (host, port, TLS and login come from there)."""
+    """Send through the Airflow SMTP connection `conn_id` (host, port, TLS and login come from there).
+
+    smtplib raises only when every recipient is refused; when some are, it returns them and the mail would count
+    as sent although they never got it. Recipients deferred with a 4xx reply are offered the mail again (RETRIES
+    times, RETRY_PAUSE apart; the others are not mailed twice). Anyone still refused then raises
+    SMTPRecipientsRefused naming them, so the alerts stay in the outbox and go out with the next run."""
+    import smtplib
+
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         if not msg["From"] and hook.from_email:
             msg["From"] = hook.from_email
         # the hook owns the logged-in client; it builds only HTML-only messages itself
-        hook._smtp_client.send_message(msg)
+        refused = hook._smtp_client.send_message(msg)
+        for _ in range(RETRIES):
+            deferred = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
+            if not deferred:
+                break
+            time.sleep(RETRY_PAUSE)
+            try:
+                again = hook._smtp_client.send_message(msg, to_addrs=deferred)
+            except smtplib.SMTPRecipientsRefused as exc:
+                again = exc.recipients
+            refused = {**{r: e for r, e in refused.items() if r not in deferred}, **again}
+    if refused:
+        raise smtplib.SMTPRecipientsRefused(refused)
 
 
 def sender(conn_id: str) -> str:

@@ -2,11 +2,15 @@
 -- sum of the small caps' 5-session flows / sum of their assets - the same for the large caps, where a side is the
 -- ETFs of $small_caps / $large_caps that have a complete 5-flow window that day (as in etf_flow_5d_pct, assets at
 -- the end of the window). No row on a day when a side has no such ETF.
+-- Sums of flows and assets add up lists in date (ticker) order, so that a reading depends only on its rows, not on
+-- where the input starts or how rows reach an aggregate.
+-- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
+-- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with nav as (
 
     select date, ticker, nav, shares_outstanding, flow_usd
     from staging.etf_nav
-    where date <= $as_of
+    where date <= $as_of and date >= $history_from
 
 ),
 
@@ -24,7 +28,7 @@ windowed as (
         date,
         ticker,
         nav * shares_outstanding as assets,
-        sum(flow_usd) over last_5 as flow_5d,
+        list_sum(list(flow_usd) over last_5) as flow_5d,
         count(flow_usd) over last_5 as n_flows
     from nav
     window last_5 as (partition by ticker order by date rows between 4 preceding and current row)
@@ -33,10 +37,14 @@ windowed as (
 
 by_side as (
 
-    select w.date, s.side, sum(w.flow_5d) as flow_5d, sum(w.assets) as assets
+    select
+        w.date,
+        s.side,
+        list_sum(list(w.flow_5d order by w.ticker)) as flow_5d,
+        list_sum(list(w.assets order by w.ticker)) as assets
     from windowed as w
     inner join sides as s using (ticker)
-    where w.n_flows = 5 and w.assets is not null
+    where w.n_flows = 5 and w.assets is not null and w.date > $since
     group by w.date, s.side
 
 ),

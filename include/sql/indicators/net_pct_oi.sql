@@ -5,11 +5,13 @@
 -- not a session), never by its report_date, and only reports released on or before $as_of appear. A report counts
 -- only if it is the newest report of its market public on its release date: of two reports released the same day
 -- (a backlog after a shutdown) the newer is the reading, and a report released after a newer one adds none.
+-- Incremental builds: readings dated after $since only (0001-01-01 in a full build); newest_public is a running
+-- maximum over every earlier release, so the whole history is read ($history_from is 0001-01-01: lookback None).
 with reports as (
 
     select *
     from staging.cftc_tff
-    where release_date is not null and release_date <= $as_of
+    where release_date is not null and release_date <= $as_of and release_date >= $history_from
 
 ),
 
@@ -53,6 +55,7 @@ final as (
         market_code || ':' || class as subject,
         net::double / nullif(open_interest, 0) as value
     from classes
+    where release_date > $since
 
 )
 

@@ -1,11 +1,14 @@
 -- rel_ret_5d: small-cap minus large-cap 5-session return, ret_5d(RUT) - ret_5d(large), for the pairs
 -- RUT/SPX and RUT/NDX, on the sessions where both returns exist (each return over its index's own 5 earlier
 -- closes, as in ret_5d).
+-- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
+-- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with prices as (
 
     select date, symbol, close
     from marts.prices
     where symbol in ('RUT', 'SPX', 'NDX') and close is not null and date <= $as_of
+        and date >= $history_from
 
 ),
 
@@ -31,7 +34,7 @@ final as (
     from pairs as p
     inner join returns as s on s.symbol = p.small
     inner join returns as l on l.symbol = p.large and l.date = s.date
-    where s.ret is not null and l.ret is not null
+    where s.ret is not null and l.ret is not null and s.date > $since
 
 )
 

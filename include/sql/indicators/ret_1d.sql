@@ -1,10 +1,13 @@
 -- ret_1d: close-to-close return over 1 session(s) as a fraction, close / the previous session's close - 1, per price index
 -- (RUT, SPX, NDX, DJX). Sessions are the index's own rows with a close; no row until 1 earlier closes exist.
+-- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
+-- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with prices as (
 
     select date, symbol, close
     from marts.prices
     where symbol in ('RUT', 'SPX', 'NDX', 'DJX') and close is not null and date <= $as_of
+        and date >= $history_from
 
 ),
 
@@ -19,7 +22,7 @@ final as (
 
     select date, symbol as subject, close / nullif(close_before, 0) - 1 as value
     from lagged
-    where close_before is not null
+    where close_before is not null and date > $since
 
 )
 

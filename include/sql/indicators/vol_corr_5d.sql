@@ -3,12 +3,15 @@
 -- series have a close, and both changes are taken between the same two consecutive common dates (a volatility
 -- index published on an exchange holiday does not create a session). No row until 5 changes exist; NULL where
 -- either series did not move in the 5 sessions (the correlation is undefined). Clamped to [-1, 1] against
--- rounding.
+-- rounding. Computed from the lists of the window's 5 changes in date order (two-pass: means, then centred sums),
+-- so that a reading depends only on its 5 sessions, not on where the input starts.
+-- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
+-- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with prices as (
 
     select date, symbol, close
     from marts.prices
-    where close is not null and date <= $as_of
+    where close is not null and date <= $as_of and date >= $history_from
 
 ),
 
@@ -48,10 +51,31 @@ windowed as (
     select
         subject,
         date,
-        corr(index_change, vol_change) over last_5 as correlation,
+        list(index_change) over last_5 as x,
+        list(vol_change) over last_5 as y,
         count(index_change) over last_5 as n_changes
     from changes
     window last_5 as (partition by subject order by date rows between 4 preceding and current row)
+
+),
+
+means as (
+
+    select subject, date, x, y, list_avg(x) as mean_x, list_avg(y) as mean_y
+    from windowed
+    where n_changes = 5 and date > $since
+
+),
+
+centred as (
+
+    select
+        subject,
+        date,
+        list_min(x) < list_max(x) and list_min(y) < list_max(y) as both_moved,
+        list_transform(x, lambda v: v - mean_x) as dx,
+        list_transform(y, lambda v: v - mean_y) as dy
+    from means
 
 ),
 
@@ -60,9 +84,13 @@ final as (
     select
         date,
         subject,
-        case when not isnan(correlation) then greatest(-1.0, least(1.0, correlation)) end as value
-    from windowed
-    where n_changes = 5
+        case
+            when both_moved then greatest(-1.0, least(1.0,
+                list_sum(list_transform(dx, lambda a, i: a * dy[i]))
+                / sqrt(list_sum(list_transform(dx, lambda a: a * a)) * list_sum(list_transform(dy, lambda b: b * b)))
+            ))
+        end as value
+    from centred
 
 )
 

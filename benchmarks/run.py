@@ -1,0 +1,708 @@
+"""`make bench`: where the time goes, at today's size and at 100x it, measured in one run on this machine.
+
+Sections (each step runs in its own subprocess, so that its peak RSS is its own):
+
+  reference  the real 40-year reference mirror (../shared/reference-data/mirror; skipped where absent): ingest, full
+             rebuild split into staging / indicators / extremes / regime_daily, then a one-day incremental update
+             (warehouse.update) after a rebuild as of the previous session, checked identical to the full rebuild
+  sample     the same on the bundled sample (include/sample/mirror)
+  history    the incremental update at 1x, 4x and 16x history (40, 160, 640 years of synthetic data for all four
+             sources): a full build as of D-3, then three one-day updates (D-2, D-1, D); the update's median
+  panel      options volume for 4,000 underlyings x 10 years (~10 M rows) and NAV history for 500 ETFs: bulk write
+             to the lake, the full build (the same SQL and engine), and the pandas reference on the same lake,
+             checked equal to the SQL readings, with the ratio pandas / DuckDB
+  airflow    `airflow dags test regime_daily` on the sample (temporary AIRFLOW_HOME, local SMTP catcher), the daily
+             path: a warehouse as of the previous session is published first, so the run updates it incrementally
+
+    .venv/bin/python benchmarks/run.py                      # everything (make bench)
+    .venv/bin/python benchmarks/run.py --only sample history
+    .venv/bin/python benchmarks/run.py --work /tmp/bench    # keep the data there (default: a temp dir, removed)
+
+Prints the table (step, rows, seconds, rows/s, CPU seconds, peak RSS, ratio to the pandas reference) and writes it,
+with every figure, to <work>/results.md and results.json. Timings are wall-clock on a shared machine: see the
+load averages printed with the machine facts. docs/performance.md has a run and what it means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+SAMPLE = ROOT / "include" / "sample" / "mirror"
+REFERENCE = ROOT.parent / "shared" / "reference-data" / "mirror"
+SAMPLE_LAST, SAMPLE_BEFORE = date(2024, 7, 17), date(2024, 7, 16)
+REFERENCE_LAST, REFERENCE_BEFORE = date(2025, 12, 31), date(2025, 12, 30)
+HISTORY_YEARS = 40  # 1x: the span of the reference mirror
+HISTORY_SCALES = (1, 4, 16)
+HISTORY_DAYS = (date(2025, 12, 26), date(2025, 12, 29), date(2025, 12, 30), date(2025, 12, 31))  # D-3 .. D
+PANEL = {"underlyings": 4000, "etfs": 500, "days": 2520}
+SECTIONS = ("reference", "sample", "history", "panel", "airflow")
+DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
+BUILD_STEPS = ("meta", "staging", "indicators", "extremes", "regime_daily", "checkpoint")
+UPDATE_STEPS = ("check", "copy", "meta", "staging", "indicators", "extremes", "regime_daily", "checkpoint")
+STEP_NAMES = {  # what each logged step is, for the table
+    "check": "check: previous build's record and fingerprint",
+    "copy": "copy the published file",
+    "meta": "meta: state tables copied in",
+    "staging": "staging models + marts.prices",
+    "indicators": "indicators",
+    "extremes": "extremes",
+    "regime_daily": "regime_daily",
+    "checkpoint": "meta.build_info + checkpoint",
+}
+
+
+# --------------------------------------------------------------------------- measuring, inside a worker process
+
+
+class Sampler:
+    """Samples this process's RSS every few milliseconds, so that a step's peak can be read off its time window."""
+
+    def __init__(self, every: float = 0.005):
+        self.samples: list[tuple[float, int]] = []
+        self.every = every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append((time.time(), rss_kb("VmRSS")))
+            self.stop.wait(self.every)
+
+    def peak_mb(self, start: float, end: float) -> float:
+        inside = [kb for t, kb in self.samples if start <= t <= end]
+        if not inside:  # shorter than the sampling interval: the sample nearest its end
+            inside = [min(self.samples, key=lambda s: abs(s[0] - end))[1]]
+        return max(inside) / 1024
+
+
+def rss_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class StepLog(logging.Handler):
+    """Collects the step timings warehouse.build / update log (extra step/table/rows/seconds)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "step"):
+            self.records.append({"step": record.step, "table": record.table, "rows": record.rows,
+                                 "seconds": record.seconds, "end": record.created})
+
+    def steps(self, sampler: Sampler) -> dict:
+        """step -> seconds, rows, peak RSS over the step's tables (e.g. staging = 4 staging models + marts.prices)."""
+        out: dict[str, dict] = {}
+        for r in self.records:
+            step = out.setdefault(r["step"], {"seconds": 0.0, "rows": 0, "peak_rss_mb": 0.0})
+            step["seconds"] += r["seconds"]
+            step["rows"] += r["rows"] or 0
+            step["peak_rss_mb"] = max(step["peak_rss_mb"], sampler.peak_mb(r["end"] - r["seconds"], r["end"]))
+        return out
+
+
+def worker(step: str, args: dict) -> None:
+    """Run one step in this process and print its measurements as the last line of stdout (JSON)."""
+    import resource
+
+    import duckdb  # noqa: F401 - imported before the clock starts: a step's time is its own work
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    from regime import extremes, pipeline, warehouse  # noqa: F401
+
+    logging.basicConfig(level=logging.WARNING)
+    steps = StepLog()
+    for name in ("regime.warehouse", "regime.extremes"):
+        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).addHandler(steps)
+    sampler = Sampler()
+    sampler.thread.start()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started, wall = time.time(), time.perf_counter()
+    result = WORKERS[step](**args)
+    seconds = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    sampler.stop.set()
+    result.setdefault("seconds", seconds)
+    result["cpu_seconds"] = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    result["peak_rss_mb"] = result.get("peak_rss_mb") or sampler.peak_mb(started, time.time())
+    result["hwm_mb"] = rss_kb("VmHWM") / 1024
+    result["steps"] = {**steps.steps(sampler), **result.get("steps", {})}
+    if "total" in result["steps"]:  # warehouse.build / update: their own clock, not the worker's bookkeeping
+        result["seconds"] = result["steps"]["total"]["seconds"]
+    if "phases" in result:  # [(name, start, end)] measured by the worker itself
+        result["steps"].update({name: {"seconds": end - start, "peak_rss_mb": sampler.peak_mb(start, end)}
+                                for name, start, end in result.pop("phases")})
+    print(json.dumps(result, default=str))
+
+
+def _settings():
+    from regime.config import get_settings
+
+    return get_settings()
+
+
+def w_ingest(as_of: str) -> dict:
+    from regime import pipeline
+
+    rows = 0
+    for dataset in DATASETS:
+        rows += sum(pipeline.ingest(dataset, date.fromisoformat(as_of), _settings())["rows"].values())
+    return {"rows": rows}
+
+
+def w_build(as_of: str, publish: bool = False) -> dict:
+    from regime import warehouse
+
+    settings = _settings()
+    path = warehouse.build(settings, date.fromisoformat(as_of))
+    result = {"path": str(path), "size_mb": path.stat().st_size / 1e6, "rows": _readings(path)}
+    if publish:
+        result["path"] = str(warehouse.publish(settings, path))
+    return result
+
+
+def w_update(as_of: str) -> dict:
+    from regime import warehouse
+
+    settings = _settings()
+    path = warehouse.update(settings, date.fromisoformat(as_of), settings.warehouse_path)
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        since = con.execute("select recomputed_after from meta.build_method").fetchall()[0][0]
+        rows = con.execute("select count(*) from marts.indicators where date > $s", {"s": since}).fetchall()[0][0]
+    finally:
+        con.close()
+    size = path.stat().st_size / 1e6
+    warehouse.publish(settings, path)
+    return {"rows": rows, "since": str(since), "size_mb": size, "history": _readings(settings.warehouse_path)}
+
+
+def w_compare(a: str, b: str) -> dict:
+    return {"differences": differences(a, b)}
+
+
+def w_history(years: float) -> dict:
+    import synth
+
+    return {"rows": synth.history(_settings().lake_dir, years)}
+
+
+def w_panel_lake() -> dict:
+    import synth
+
+    written = synth.panel(_settings().lake_dir, PANEL["underlyings"], PANEL["etfs"], PANEL["days"])
+    return {"rows": sum(written.values()), "by_dataset": written}
+
+
+def w_panel_queries(path: str) -> dict:
+    """The 5 panel indicators' SQL alone, results counted but not stored: what writing the readings costs."""
+    import duckdb
+    from reference import NAMES
+
+    from regime import warehouse
+    from regime.indicators import get
+
+    settings = _settings()
+    params = {"as_of": date.fromisoformat(str(HISTORY_DAYS[-1])), "small_caps": list(settings.small_caps),
+              "large_caps": list(settings.large_caps), "since": warehouse.FULL, "history_from": warehouse.FULL}
+    con = duckdb.connect(path, read_only=True)
+    rows = 0
+    try:
+        for name in NAMES:
+            sql = warehouse.read_sql(get(name).sql)
+            query = f"select count(*), sum(value) from ({sql})"
+            rows += con.execute(query, warehouse.bind(sql, params)).fetchall()[0][0]
+    finally:
+        con.close()
+    return {"rows": rows}
+
+
+def w_pandas(path: str) -> dict:
+    """The pandas reference on the panel's lake, timed read and compute; then checked against marts.indicators."""
+    import duckdb
+    import pandas as pd
+    import reference
+
+    settings = _settings()
+    t0 = time.time()
+    volume, nav = reference.read_lake(settings.lake_dir)
+    t1 = time.time()
+    got = reference.indicators(volume, nav, settings.small_caps, settings.large_caps)
+    t2 = time.time()
+    del volume, nav
+    got["date"] = pd.to_datetime(got["date"]).astype("datetime64[s]")
+    con = duckdb.connect(path, read_only=True)
+    try:  # a full outer join of the two, in DuckDB (a pandas merge of 31 M rows takes longer than the reference)
+        con.register("pandas_readings", got)
+        only, differ, checked = con.execute("""
+            select count(*) filter (where s.date is null or p.date is null),
+                   count(*) filter (where not (s.value is null and p.value is null)
+                                    and (s.value is null or p.value is null
+                                         or abs(s.value - p.value) > 1e-12 + 1e-9 * abs(p.value))),
+                   count(*)
+            from (select * from marts.indicators where list_contains($names, indicator)) as s
+            full join (select date, indicator, subject, if(isnan(value), null, value) as value from pandas_readings)
+                as p on p.date::date = s.date and p.indicator = s.indicator and p.subject = s.subject
+        """, {"names": list(reference.NAMES)}).fetchall()[0]
+    finally:
+        con.close()
+    if only or differ:
+        raise AssertionError(f"pandas reference differs from the SQL: {only} rows in one only, {differ} values differ")
+    return {"rows": len(got), "checked": checked, "phases": [("read", t0, t1), ("compute", t1, t2)],
+            "seconds": t2 - t0}
+
+
+def w_dags_test(as_of: str, home: str) -> dict:
+    """`airflow dags test regime_daily <as_of>` with a local SMTP catcher; per-task times from its log."""
+    import resource
+
+    from regime.mailcatcher import MailCatcher
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    env = {**os.environ, **airflow_env(home)}
+    with MailCatcher() as catcher:
+        env["AIRFLOW_CONN_SMTP_DEFAULT"] = catcher.connection_uri_json()
+        start = time.perf_counter()
+        done = subprocess.run([airflow, "dags", "test", "regime_daily", as_of], env=env, capture_output=True,
+                              text=True, timeout=900)
+        seconds = time.perf_counter() - start
+        mails = len(catcher.messages)
+    log = done.stdout + done.stderr
+    Path(home, "dags-test.log").write_text(log)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow dags test failed:\n{log[-3000:]}")
+    return {"seconds": seconds, "tasks": task_times(log), "mails": mails,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def w_migrate(home: str) -> dict:
+    import resource
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    done = subprocess.run([airflow, "db", "migrate"], env={**os.environ, **airflow_env(home)}, capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def w_publish_day(as_of: str) -> dict:
+    """Ingest and publish (build, validate, publish) as of a day: the warehouse a daily run finds in place."""
+    from regime import pipeline
+
+    settings = _settings()
+    for dataset in DATASETS:
+        pipeline.ingest(dataset, date.fromisoformat(as_of), settings)
+    pipeline.build_validate_publish(date.fromisoformat(as_of), settings, incremental=False)
+    return {}
+
+
+WORKERS = {"ingest": w_ingest, "build": w_build, "update": w_update, "compare": w_compare, "history": w_history,
+           "panel_lake": w_panel_lake, "panel_queries": w_panel_queries, "pandas": w_pandas,
+           "dags_test": w_dags_test, "migrate": w_migrate, "publish_day": w_publish_day}
+
+
+def _readings(path) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select count(*) from marts.indicators").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def differences(a, b) -> list[str]:
+    """Tables whose content differs between two warehouses (meta.build_method and build_info.built_at aside)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+        listing = ("select schema_name || '.' || table_name, list(column_name order by column_index) from "
+                   "duckdb_columns() where database_name = $db group by 1")
+        tables = [dict(con.execute(listing, {"db": db}).fetchall()) for db in ("a", "b")]
+        if tables[0].keys() != tables[1].keys():
+            return [f"tables differ: {sorted(tables[0].keys() ^ tables[1].keys())}"]
+        found = []
+        for table, columns in sorted(tables[0].items()):
+            if table == "meta.build_method":
+                continue
+            if columns != tables[1][table]:
+                found.append(f"{table}: columns differ")
+                continue
+            cols = ", ".join(f'"{c}"' for c in columns if (table, c) != ("meta.build_info", "built_at"))
+            only = con.execute(f"select count(*) from ((select {cols} from a.{table} except all select {cols} from"
+                               f" b.{table}) union all (select {cols} from b.{table} except all select {cols} from "
+                               f"a.{table}))").fetchall()[0][0]
+            if only:
+                found.append(f"{table}: {only} rows in only one of them")
+        return found
+    finally:
+        con.close()
+
+
+def task_times(log: str) -> dict:
+    """task -> seconds from '[DAG TEST] starting task_id=' to 'end task', and the seconds its callable ran (from
+    the end of the task runner's pre-execute log group to 'Done. Returned value')."""
+    stamp = r"^(\S+Z) "
+    tasks: dict[str, dict] = {}
+    current = None
+    for line in log.splitlines():
+        m = re.match(stamp + r".*\[DAG TEST\] starting task_id=(\S+)", line)
+        if m:
+            current = m.group(2)
+            tasks[current] = {"start": _ts(m.group(1))}
+            continue
+        if current is None or not (m := re.match(stamp, line)):
+            continue
+        t = _ts(m.group(1))
+        if "::endgroup::" in line and "work_start" not in tasks[current]:
+            tasks[current]["work_start"] = t
+        elif "Done. Returned value" in line:
+            tasks[current]["work_end"] = t
+        elif f"[DAG TEST] end task task_id={current}" in line:
+            tasks[current]["end"] = t
+        elif (built := re.search(r"\] (full build as of \S+|update from \S+ to \S+),.*? in ([0-9.]+) s \(total\)|"
+                                 r"\] (full build as of \S+) in ([0-9.]+) s \(total\)", line)):
+            what, seconds = (built.group(1), built.group(2)) if built.group(1) else (built.group(3), built.group(4))
+            tasks[current]["warehouse"] = (t, float(seconds), what)
+        elif re.search(r"\] published \S+warehouse.duckdb", line):
+            tasks[current]["published"] = t
+    out = {}
+    for name, t in tasks.items():
+        total = t.get("end", t["start"]) - t["start"]
+        work = t.get("work_end", 0) - t.get("work_start", 0) if "work_end" in t and "work_start" in t else 0.0
+        out[name] = {"seconds": total, "work": work, "overhead": total - work}
+        if "warehouse" in t and "published" in t:  # build_validate_publish: the build, the gate
+            at, seconds, how = t["warehouse"]
+            out[name]["parts"] = {"before the build (imports, lock, sweep)": at - seconds - t["work_start"],
+                                  f"warehouse: {how}": seconds, "validation gate (Great Expectations)":
+                                  t["published"] - at}
+    first = min((t["start"] for t in tasks.values()), default=0.0)
+    last = max((t.get("end", 0.0) for t in tasks.values()), default=0.0)
+    out["_span"] = {"first_start": first, "last_end": last}
+    return out
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def airflow_env(home: str) -> dict:
+    return {"AIRFLOW_HOME": home, "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__EMAIL__FROM_EMAIL": "Regime monitor <regime-monitor@localhost>"}
+
+
+# --------------------------------------------------------------------------- orchestrating, in the parent process
+
+
+class Bench:
+    def __init__(self, work: Path):
+        self.work = work
+        self.rows: list[dict] = []  # the printed table
+        self.notes: list[str] = []
+        self.results: dict = {}
+
+    def run(self, step: str, data: Path, env: dict | None = None, **args) -> dict:
+        settings_env = {"REGIME_DATA_DIR": str(data), "REGIME_SOURCE": "mirror", "PYTHONUNBUFFERED": "1",
+                        **(env or {})}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", step, json.dumps(args, default=str)]
+        done = subprocess.run(cmd, env={**os.environ, **settings_env}, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"step {step} {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def add(self, section: str, step: str, rows, seconds, rss=None, cpu=None, ratio=None, indent: bool = False):
+        self.rows.append({"section": section, "step": ("  " if indent else "") + step, "rows": rows,
+                          "seconds": seconds, "cpu": cpu, "rss": rss, "ratio": ratio})
+
+    def add_result(self, section: str, step: str, result: dict, parts=(), rows_key: str = "rows"):
+        self.add(section, step, result.get(rows_key), result["seconds"], result.get("peak_rss_mb"),
+                 result.get("cpu_seconds"))
+        for part in parts:
+            s = result["steps"].get(part)
+            if s:
+                name = STEP_NAMES.get(part, part)
+                if part == "staging" and "check" in result["steps"]:
+                    name = "staging: lake compared with the copy, new rows applied"
+                self.add(section, name, s.get("rows") or None, s["seconds"], s.get("peak_rss_mb"), indent=True)
+
+    # ---------------------------------------------------------------- sections
+
+    def mirror(self, section: str, mirror: Path, last: date, before: date) -> None:
+        data = self.work / section
+        env = {"REGIME_MIRROR_DIR": str(mirror)}
+        ingest = self.run("ingest", data, env, as_of=last)
+        self.add_result(section, "ingest, 4 sources (lake rows)", ingest)
+        full = self.run("build", data, env, as_of=last)
+        self.add_result(section, f"full rebuild as of {last} (readings)", full, BUILD_STEPS)
+        self.run("build", data, env, as_of=before, publish=True)
+        update = self.run("update", data, env, as_of=last)
+        self.add_result(section, f"incremental update {before} -> {last} (readings recomputed)", update,
+                        UPDATE_STEPS)
+        same = self.run("compare", data, env, a=full["path"], b=str(data / "warehouse.duckdb"))["differences"]
+        self.notes.append(f"{section}: update == full rebuild: {same or 'yes, every table'}")
+        self.results[section] = {"ingest": ingest, "full": full, "update": update, "differences": same}
+
+    def history(self) -> None:
+        rows = []
+        for scale in HISTORY_SCALES:
+            data = self.work / f"history-{scale}x"
+            env = {"REGIME_MIRROR_DIR": str(data / "no-mirror")}
+            lake = self.run("history", data, env, years=HISTORY_YEARS * scale)
+            full = self.run("build", data, env, as_of=HISTORY_DAYS[0], publish=True)
+            updates = [self.run("update", data, env, as_of=day) for day in HISTORY_DAYS[1:]]
+            median = sorted(updates, key=lambda u: u["seconds"])[len(updates) // 2]
+            label = f"{scale}x ({HISTORY_YEARS * scale} y)"
+            self.add("history", f"{label}: lake write (rows)", lake["rows"], lake["seconds"], lake["peak_rss_mb"],
+                     lake["cpu_seconds"])
+            self.add_result("history", f"{label}: full rebuild (readings)", full, BUILD_STEPS)
+            self.add("history", f"{label}: one-day update, median of 3 (readings recomputed)", median["rows"],
+                     median["seconds"], median["peak_rss_mb"], median["cpu_seconds"])
+            for part in UPDATE_STEPS:
+                s = median["steps"].get(part)
+                if s:
+                    self.add("history", STEP_NAMES[part], s.get("rows") or None, s["seconds"], s.get("peak_rss_mb"),
+                             indent=True)
+            if scale == HISTORY_SCALES[0]:
+                check = self.run("build", data, env, as_of=HISTORY_DAYS[-1])
+                same = self.run("compare", data, env, a=check["path"], b=str(data / "warehouse.duckdb"))
+                self.notes.append(f"history 1x: three chained updates == full rebuild as of {HISTORY_DAYS[-1]}: "
+                                  f"{'yes, every table' if not same['differences'] else same['differences']}")
+            rows.append({"scale": scale, "history_readings": median["history"], "full": full["seconds"],
+                         "update": median["seconds"], "updates": [u["seconds"] for u in updates],
+                         "steps": median["steps"], "size_mb": median["size_mb"], "full_steps": full["steps"]})
+            shutil.rmtree(data, ignore_errors=True)
+        self.results["history"] = rows
+
+    def panel(self) -> None:
+        import synth
+
+        data = self.work / "panel"
+        names, funds = synth.panel_names(PANEL["underlyings"], PANEL["etfs"])
+        env = {"REGIME_MIRROR_DIR": str(data / "no-mirror"), "REGIME_SMALL_CAPS": ",".join(funds[:len(funds) // 2]),
+               "REGIME_LARGE_CAPS": ",".join(funds[len(funds) // 2:])}
+        lake = self.run("panel_lake", data, env)
+        self.add("panel", "bulk write to the lake (rows)", lake["rows"], lake["seconds"], lake["peak_rss_mb"],
+                 lake["cpu_seconds"])
+        full = self.run("build", data, env, as_of=HISTORY_DAYS[-1])
+        queries = self.run("panel_queries", data, env, path=full["path"])
+        pandas = self.run("pandas", data, env, path=full["path"])
+        st, ind = full["steps"]["staging"], full["steps"]["indicators"]
+        read, compute = pandas["steps"]["read"], pandas["steps"]["compute"]
+        self.add_result("panel", "full build (readings)", full)
+        self.add("panel", "staging (lake rows read and stored)", st["rows"], st["seconds"], st["peak_rss_mb"],
+                 ratio=read["seconds"] / st["seconds"], indent=True)
+        self.add("panel", "indicators (readings computed and stored)", ind["rows"], ind["seconds"],
+                 ind["peak_rss_mb"], ratio=compute["seconds"] / ind["seconds"], indent=True)
+        for part in ("extremes", "regime_daily"):
+            s = full["steps"][part]
+            self.add("panel", part, s["rows"], s["seconds"], s["peak_rss_mb"], indent=True)
+        both = st["seconds"] + ind["seconds"]
+        self.add("panel", "lake -> readings, DuckDB (staging + indicators)", ind["rows"], both,
+                 max(st["peak_rss_mb"], ind["peak_rss_mb"]), ratio=pandas["seconds"] / both)
+        self.add("panel", "the 5 indicator queries alone, not stored", queries["rows"], queries["seconds"],
+                 queries["peak_rss_mb"], queries["cpu_seconds"], ratio=compute["seconds"] / queries["seconds"])
+        self.add("panel", "pandas reference: read the lake + compute", pandas["rows"], pandas["seconds"],
+                 max(read["peak_rss_mb"], compute["peak_rss_mb"]), ratio=1.0)
+        self.add("panel", "read (pd.read_parquet)", lake["by_dataset"]["options_volume"]
+                 + lake["by_dataset"]["etf_nav"], read["seconds"], read["peak_rss_mb"], indent=True)
+        self.add("panel", "compute (groupby + rolling)", pandas["rows"], compute["seconds"], compute["peak_rss_mb"],
+                 indent=True)
+        self.notes.append(f"panel: pandas reference == SQL readings (rtol 1e-9): yes, {pandas['checked']:,} readings")
+        self.results["panel"] = {"lake": lake, "full": full, "queries": queries, "pandas": pandas}
+        shutil.rmtree(data, ignore_errors=True)
+
+    def airflow(self) -> None:
+        data = self.work / "airflow"
+        home = self.work / "airflow-home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {"REGIME_MIRROR_DIR": str(SAMPLE)}
+        migrate = self.run("migrate", data, env, home=str(home))
+        self.add("airflow", "airflow db migrate (set-up, not in the run)", None, migrate["seconds"],
+                 migrate["peak_rss_mb"])
+        self.run("publish_day", data, env, as_of=SAMPLE_BEFORE)  # yesterday's run, outside Airflow
+        run = self.run("dags_test", data, env, as_of=SAMPLE_LAST, home=str(home))
+        tasks = {k: v for k, v in run["tasks"].items() if not k.startswith("_")}
+        span = run["tasks"]["_span"]
+        work = sum(t["work"] for t in tasks.values())
+        self.add("airflow", f"dags test regime_daily {SAMPLE_LAST}: {len(tasks)} tasks, end to end", None,
+                 run["seconds"], run["peak_rss_mb"])
+        self.add("airflow", "before the first task (CLI start, DAG parse, run created)", None,
+                 run["seconds"] - (span["last_end"] - span["first_start"]), indent=True)
+        for name, t in tasks.items():
+            self.add("airflow", f"{name}: task code {t['work']:.1f} s + Airflow {t['overhead']:.1f} s", None,
+                     t["seconds"], indent=True)
+            for part, seconds in t.get("parts", {}).items():
+                self.add("airflow", f"  {part}", None, seconds, indent=True)
+        self.notes.append(f"airflow: task code {work:.1f} s of {run['seconds']:.1f} s end to end "
+                          f"({100 * work / run['seconds']:.0f} %); {run['mails']} alert mail(s) caught")
+        self.results["airflow"] = {"migrate": migrate, "run": run}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def machine() -> list[str]:
+    import duckdb
+    import numpy
+    import pandas
+
+    cpu = platform.processor()
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    mem = rss_meminfo("MemTotal") / 1024 / 1024
+    return [f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GB RAM, {platform.system()} {platform.release()}",
+            f"Python {platform.python_version()}, DuckDB {duckdb.__version__} (threads: all cores), "
+            f"numpy {numpy.__version__}, pandas {pandas.__version__}"]
+
+
+def rss_meminfo(field: str) -> int:
+    with open("/proc/meminfo") as info:
+        for line in info:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def busy_processes() -> str:
+    """Other processes using CPU right now (this benchmark's own excluded), from ps."""
+    done = subprocess.run(["ps", "-eo", "pid,ppid,pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True)
+    mine = {os.getpid()}
+    rows = []
+    for line in done.stdout.splitlines()[1:]:
+        pid, ppid, pcpu, comm = line.split(None, 3)
+        if int(pid) in mine or int(ppid) in mine or float(pcpu) < 5:
+            continue
+        rows.append(f"{comm} {pcpu}%")
+    return ", ".join(rows[:6]) or "none above 5 % CPU"
+
+
+def table(rows: list[dict]) -> str:
+    head = ["section", "step", "rows", "seconds", "rows/s", "CPU s", "peak RSS MB", "pandas / DuckDB"]
+    body = []
+    for r in rows:
+        rate = r["rows"] / r["seconds"] if r["rows"] and r["seconds"] else None
+        body.append([r["section"], r["step"], f"{r['rows']:,}" if r["rows"] is not None else "",
+                     f"{r['seconds']:.2f}", f"{rate:,.0f}" if rate else "",
+                     f"{r['cpu']:.1f}" if r.get("cpu") is not None else "",
+                     f"{r['rss']:,.0f}" if r["rss"] else "", f"{r['ratio']:.1f}x" if r["ratio"] else ""])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    right = {2, 3, 4, 5, 6, 7}
+
+    def line(cells):
+        return "| " + " | ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else "-" * (w + 2) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(head), sep, *(line(b) for b in body)])
+
+
+def flatness(rows: list[dict]) -> str:
+    """The update against history size, and the full rebuild's extremes step per reading (its growth)."""
+    if not rows:
+        return ""
+    out = ["| history | readings | full rebuild s | its extremes step s (us per reading) | one-day update s, median"
+           " (3 runs) | of which lake check s | copy s | indicators + extremes + regime_daily s | file MB |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        steps, full = r["steps"], r["full_steps"]
+        check, copy = steps.get("staging", {}).get("seconds", 0), steps.get("copy", {}).get("seconds", 0)
+        rest = sum(steps.get(s, {}).get("seconds", 0) for s in ("indicators", "extremes", "regime_daily"))
+        runs = ", ".join(f"{u:.2f}" for u in r["updates"])
+        ext = full["extremes"]
+        out.append(f"| {r['scale']}x ({HISTORY_YEARS * r['scale']} y) | {r['history_readings']:,} | {r['full']:.1f} |"
+                   f" {ext['seconds']:.2f} ({1e6 * ext['seconds'] / ext['rows']:.2f}) | {r['update']:.2f} ({runs}) |"
+                   f" {check:.2f} | {copy:.2f} | {rest:.2f} | {r['size_mb']:.0f} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--work", type=Path, help="keep the benchmark's data here (default: a temporary dir)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.worker:
+        worker(options.worker, json.loads(options.args or "{}"))
+        return 0
+    sections = options.only or list(SECTIONS)
+    work = options.work or Path(tempfile.mkdtemp(prefix="regime-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench = Bench(work)
+    started = time.perf_counter()
+    facts = machine()
+    facts.append(f"load average at start: {load()}; other busy processes: {busy_processes()}")
+    print("\n".join(facts), flush=True)
+    for section in sections:
+        t = time.perf_counter()
+        print(f"... {section}", flush=True)
+        if section == "reference":
+            if REFERENCE.exists():
+                bench.mirror("reference", REFERENCE, REFERENCE_LAST, REFERENCE_BEFORE)
+            else:
+                bench.notes.append(f"reference: skipped, {REFERENCE} is absent")
+        elif section == "sample":
+            bench.mirror("sample", SAMPLE, SAMPLE_LAST, SAMPLE_BEFORE)
+        else:
+            getattr(bench, section)()
+        print(f"    {section} done in {time.perf_counter() - t:.0f} s (load {load()})", flush=True)
+    facts.append(f"load average at end: {load()}; other busy processes: {busy_processes()}")
+    total = time.perf_counter() - started
+    text = "\n".join([
+        "Machine: " + "; ".join(facts), "",
+        table(bench.rows), "",
+        flatness(bench.results.get("history", [])), "",
+        *[f"- {n}" for n in bench.notes],
+        f"- whole benchmark: {total:.0f} s",
+    ])
+    print("\n" + text)
+    (work / "results.md").write_text(text + "\n")
+    (work / "results.json").write_text(json.dumps({"facts": facts, "rows": bench.rows, "notes": bench.notes,
+                                                    "results": bench.results, "seconds": total}, default=str,
+                                                   indent=1))
+    if not options.work:  # keep the results, not the data
+        for path in work.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+    print(f"\nresults: {work / 'results.md'} and results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The incremental path (warehouse.update) gives the same warehouse as a full rebuild: a full build as of D against a
+full build as of an earlier date updated to D, every table compared row for row (EXCEPT ALL both ways, all columns);
+and it refuses, leaving nothing behind, where it cannot show that (other code, a later published date, history
+changed long ago). No timings here: benchmarks/run.py measures them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE_LAST
+from regime import datasets, pipeline, warehouse
+
+DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
+SKIPPED = {"meta.build_method"}  # says how the file was made: differs by design
+VOLATILE = {"meta.build_info": ["built_at"]}
+
+
+def _sessions(day: date, n: int) -> list[date]:
+    from regime.calendar import sessions_until
+
+    return sessions_until(day, n)
+
+
+def _sessions_before(day: date, n: int) -> date:
+    return _sessions(day, n + 1)[0]
+
+
+def differences(a, b) -> list[str]:
+    """Tables whose content differs between warehouses a and b (empty: identical but for SKIPPED / VOLATILE)."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+        tables = {}
+        for db in ("a", "b"):
+            tables[db] = {f"{s}.{t}": [c for c, in con.execute(
+                "select column_name from duckdb_columns() where database_name = $db and schema_name = $s"
+                " and table_name = $t order by column_index", {"db": db, "s": s, "t": t}).fetchall()]
+                for s, t in con.execute("select schema_name, table_name from duckdb_tables() where database_name"
+                                        " = $db", {"db": db}).fetchall()}
+        if tables["a"].keys() != tables["b"].keys():
+            return [f"tables: {sorted(tables['a'].keys() ^ tables['b'].keys())}"]
+        found = []
+        for table, columns in sorted(tables["a"].items()):
+            if table in SKIPPED:
+                continue
+            if columns != tables["b"][table]:
+                found.append(f"{table}: columns {columns} != {tables['b'][table]}")
+                continue
+            cols = ", ".join(f'"{c}"' for c in columns if c not in VOLATILE.get(table, []))
+            extra = con.execute(f"select count(*) from ((select {cols} from a.{table} except all select {cols} from "
+                                f"b.{table}) union all (select {cols} from b.{table} except all select {cols} from"
+                                f" a.{table}))").fetchall()[0][0]
+            counts = [con.execute(f"select count(*) from {db}.{table}").fetchall()[0][0] for db in "ab"]
+            if extra or counts[0] != counts[1]:
+                found.append(f"{table}: {extra} rows in only one of them, {counts[0]} vs {counts[1]} rows")
+        return found
+    finally:
+        con.close()
+
+
+def _method(path) -> tuple:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select method, recomputed_after from meta.build_method").fetchall()[0]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def lake(settings):
+    for dataset in DATASETS:
+        pipeline.ingest(dataset, SAMPLE_LAST, settings)
+    return settings
+
+
+def _published(settings, as_of):
+    warehouse.publish(settings, warehouse.build(settings, as_of))
+    return settings.warehouse_path
+
+
+@pytest.mark.parametrize("sessions_back", [1, 4])
+def test_update_equals_a_full_rebuild(lake, sessions_back):
+    settings = lake
+    full = warehouse.build(settings, SAMPLE_LAST)
+    previous = _published(settings, _sessions_before(SAMPLE_LAST, sessions_back))
+    updated = warehouse.update(settings, SAMPLE_LAST, previous)
+    assert differences(full, updated) == []
+    assert _method(updated) == ("incremental", _sessions_before(SAMPLE_LAST, sessions_back))
+    assert _method(full) == ("full", None)
+    con = duckdb.connect(str(updated), read_only=True)
+    try:  # something was recomputed: the last day's readings, extremes and regime row
+        assert con.execute("select count(*) from marts.extremes where date = $d", {"d": SAMPLE_LAST}).fetchall()[0][0]
+        assert con.execute("select label from marts.regime_daily where date = $d",
+                           {"d": SAMPLE_LAST}).fetchall() == [("small-cap squeeze",)]
+    finally:
+        con.close()
+
+
+def test_updates_chain_and_a_rerun_of_the_same_date(lake):
+    settings = lake
+    first, *days = _sessions(SAMPLE_LAST, 4)
+    _published(settings, first)
+    for day in days:  # day after day, each update published and updated again
+        warehouse.publish(settings, warehouse.update(settings, day, settings.warehouse_path))
+    again = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path)  # the same date: nothing new
+    assert _method(again) == ("incremental", SAMPLE_LAST)
+    full = warehouse.build(settings, SAMPLE_LAST)
+    assert differences(full, settings.warehouse_path) == []
+    assert differences(full, again) == []
+
+
+def test_a_series_with_a_long_gap_looks_back_far_enough(lake):
+    """RVX missing for four months before the last two sessions: its zscore_50d and RUT~RVX vol_corr_5d windows
+    reach back past the gap, further than history_from's first probe."""
+    settings = lake
+    path = datasets.INDEX_PRICES.partition_path(settings.lake_dir, "RVX")
+    frame = pd.read_parquet(path)
+    day = pd.to_datetime(frame["date"]).dt.date
+    keep = (day < SAMPLE_LAST - timedelta(days=120)) | (day >= _sessions_before(SAMPLE_LAST, 1))
+    frame[keep.to_numpy()].to_parquet(path, index=False)
+    full = warehouse.build(settings, SAMPLE_LAST)
+    updated = warehouse.update(settings, SAMPLE_LAST, _published(settings, _sessions_before(SAMPLE_LAST, 1)))
+    assert differences(full, updated) == []
+    con = duckdb.connect(str(updated), read_only=True)
+    try:
+        got = con.execute("select indicator, value is not null from marts.indicators where date = $d and subject in"
+                          " ('RVX', 'RUT~RVX') order by 1", {"d": SAMPLE_LAST}).fetchall()
+    finally:
+        con.close()
+    assert got == [("vol_corr_5d", True), ("zscore_50d", True)]
+
+
+def test_a_recent_revision_of_the_lake_is_recomputed_from_its_date(lake):
+    settings = lake
+    previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
+    revised = _sessions_before(SAMPLE_LAST, 6)
+    path = datasets.INDEX_PRICES.partition_path(settings.lake_dir, "SPX")
+    frame = pd.read_parquet(path)
+    frame.loc[pd.to_datetime(frame["date"]).dt.date.to_numpy() == revised, "close"] *= 1.01
+    frame.to_parquet(path, index=False)
+    updated = warehouse.update(settings, SAMPLE_LAST, previous)
+    assert _method(updated) == ("incremental", revised - timedelta(days=1))
+    assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
+
+
+def test_refuses_what_it_cannot_show_and_leaves_nothing_behind(lake, monkeypatch):
+    settings = lake
+    previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
+    before = set(settings.build_dir.glob("warehouse-*"))
+    with pytest.raises(warehouse.NotIncremental, match="after"):  # the published warehouse is newer
+        warehouse.update(settings, _sessions_before(SAMPLE_LAST, 2), previous)
+    path = datasets.INDEX_PRICES.partition_path(settings.lake_dir, "RUT")
+    frame = pd.read_parquet(path)
+    frame.loc[0, "close"] += 1  # history changed long ago
+    frame.to_parquet(path, index=False)
+    with pytest.raises(warehouse.NotIncremental, match="differs from the published warehouse"):
+        warehouse.update(settings, SAMPLE_LAST, previous)
+    monkeypatch.setenv("REGIME_SMALL_CAPS", "IWM")  # a parameter of the build
+    from regime.config import get_settings
+
+    with pytest.raises(warehouse.NotIncremental, match="fingerprint"):
+        warehouse.update(get_settings(), SAMPLE_LAST, previous)
+    assert set(settings.build_dir.glob("warehouse-*")) == before
+
+
+def test_the_pipeline_updates_when_it_can_and_rebuilds_otherwise(lake):
+    settings = lake
+    first = pipeline.build(_sessions_before(SAMPLE_LAST, 1), settings)  # nothing published yet: full
+    assert _method(first)[0] == "full"
+    warehouse.publish(settings, Path(first))
+    assert _method(pipeline.build(SAMPLE_LAST, settings)) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
+    assert _method(pipeline.build(SAMPLE_LAST, settings, incremental=False))[0] == "full"
+    assert _method(pipeline.build(_sessions_before(SAMPLE_LAST, 3), settings))[0] == "full"  # an earlier date
+
+
+def test_the_extremes_engine_in_parts_gives_the_same_table(lake, monkeypatch):
+    """Past extremes._PART_READINGS readings the engine runs per group of whole series (bounded memory): same table."""
+    from regime import extremes
+
+    whole = warehouse.build(lake, SAMPLE_LAST)
+    monkeypatch.setattr(extremes, "_PART_READINGS", 4000)
+    con = duckdb.connect(str(whole), read_only=True)
+    try:
+        parts = extremes._parts(con)
+    finally:
+        con.close()
+    assert len(parts) > 10 and any("hash(subject)" in p for p in parts)
+    assert differences(whole, warehouse.build(lake, SAMPLE_LAST)) == []

@@ -1,0 +1,290 @@
+"""Upstream and SMTP faults, through local servers on 127.0.0.1: slow answers, connection resets, 429 with
+Retry-After, a body cut short; an SMTP server refusing (421, 451) and then accepting. Nothing is lost, nothing is
+mailed twice, and every failure says clearly what happened.
+
+Also covered elsewhere: HTTP 403/503 and a timeout through the ingest (tests/test_ingest_sources.py::
+test_live_failures_end_in_a_clear_error_with_nothing_written), 429 then 200 (test_429_with_retry_after_...), the
+SMTP server down then back (tests/test_alerts.py::test_smtp_down_keeps_the_alert_pending_until_it_is_back)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+import smtplib
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+from test_reliability_support import published_sample
+
+from conftest import SAMPLE_LAST, SAMPLE_MIRROR
+from regime import pipeline, state
+from regime.config import get_settings
+from regime.sources import cboe, fetch
+from regime.sources.errors import SourceError
+from upstream import Upstream
+
+GOOD = (SAMPLE_MIRROR / "cboe" / "RUT_History.csv").read_bytes()
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.fixture
+def live_rut(monkeypatch, regime_env):
+    """Live mode, RUT only, against a local upstream; a 1 s timeout."""
+    with Upstream() as up:
+        monkeypatch.setenv("REGIME_SOURCE", "live")
+        monkeypatch.setenv("REGIME_LIVE_BASE_URL", up.url(""))
+        monkeypatch.setenv("REGIME_INDEXES", "RUT")
+        monkeypatch.setenv("REGIME_HTTP_TIMEOUT", "1")
+        yield up, _path(cboe.url("RUT")), get_settings()
+
+
+class _ResetThenServe:
+    """A route for tests/upstream.py: the first `resets` requests are cut (connection closed, no answer), then
+    `body` is served."""
+
+    def __init__(self, resets: int, body: bytes):
+        self.left, self.body, self.delay, self.served = resets, body, 0.0, 0
+
+    @property
+    def reset(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+    def next(self):
+        self.served += 1
+        return 200, self.body, {}
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+
+
+def test_a_slow_answer_within_the_timeout_succeeds(live_rut):
+    up, path, settings = live_rut
+    up.route(path, GOOD, delay=0.4)
+    result = pipeline.ingest("index_prices", SAMPLE_LAST, settings)
+    assert result["rows"] == {"RUT": 1394}
+    assert [p for p, _ in up.requests] == [path]  # one request, no retry
+
+
+def test_a_slow_answer_beyond_the_timeout_is_retried_then_fails_clearly():
+    with Upstream() as up:
+        url = up.route("/slow.csv", GOOD, delay=0.6)
+        started = time.monotonic()
+        with pytest.raises(SourceError) as err:
+            fetch.fetch_http(url, "slow.csv", "cboe", timeout=0.2, attempts=3)
+        elapsed = time.monotonic() - started
+    assert str(err.value) == f"cboe: {url}: gave up after 3 attempts: ReadTimeout: " + str(err.value).split(
+        "ReadTimeout: ", 1)[1]
+    assert len(up.requests) == 3
+    assert 3 * 0.2 + 0.5 + 1.0 <= elapsed < 10  # three timeouts and the backoff between them (0.5 s, 1 s)
+
+
+def test_connection_resets_are_retried_and_the_file_lands(live_rut):
+    up, path, settings = live_rut
+    up.routes[path] = _ResetThenServe(2, GOOD)
+    result = pipeline.ingest("index_prices", SAMPLE_LAST, settings)
+    assert result["rows"] == {"RUT": 1394}
+    assert [p for p, _ in up.requests].count(path) == 3
+    assert (settings.raw_dir / "cboe" / f"as_of={SAMPLE_LAST}" / "RUT_History.csv").read_bytes() == GOOD
+
+
+def test_connection_resets_every_time_fail_clearly_with_nothing_written(live_rut):
+    from regime.ingest import IngestError
+
+    up, path, settings = live_rut
+    up.route(path, reset=True)
+    with pytest.raises(IngestError) as err:
+        pipeline.ingest("index_prices", SAMPLE_LAST, settings)
+    assert f"cboe: {up.url(path)}: gave up after 4 attempts: ConnectionError" in str(err.value)
+    assert [p for p, _ in up.requests].count(path) == 4
+    assert not settings.lake_dir.exists() or not any(settings.lake_dir.rglob("*.parquet"))
+
+
+def test_429_retry_after_is_honoured(live_rut):
+    up, path, settings = live_rut
+    up.route(path, responses=[(429, b"slow down"), (200, GOOD)], headers={"Retry-After": "1.5"})
+    started = time.monotonic()
+    assert pipeline.ingest("index_prices", SAMPLE_LAST, settings)["rows"] == {"RUT": 1394}
+    assert time.monotonic() - started >= 1.5  # waited as told, not the 0.5 s default backoff
+    assert [p for p, _ in up.requests].count(path) == 2
+
+
+def test_429_for_ever_gives_up_after_four_attempts_and_caps_retry_after(monkeypatch):
+    monkeypatch.setattr(fetch, "MAX_RETRY_AFTER", 0.2)  # as the 60 s cap, scaled down
+    with Upstream() as up:
+        url = up.route("/busy.csv", status=429, body=b"busy", headers={"Retry-After": "3600"})
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"gave up after 4 attempts: HTTP 429"):
+            fetch.fetch_http(url, "busy.csv", "cboe", timeout=1)
+        assert time.monotonic() - started < 5  # 3 waits of 0.2 s, not an hour
+    assert len(up.requests) == 4
+
+
+class _CutBody:
+    """A raw HTTP server that announces 100,000 bytes and closes the connection after 40 (a transfer cut short)."""
+
+    def __enter__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(10)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/RUT_History.csv"
+        self.count = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.count += 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + GOOD[:40])
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/reliability.md): fetch_http lets requests' "
+                                       "ChunkedEncodingError escape, neither retried nor a SourceError")
+def test_a_body_cut_short_is_retried_then_fails_as_a_source_error():
+    with _CutBody() as server, pytest.raises(SourceError, match="gave up after 2 attempts"):
+        fetch.fetch_http(server.url, "RUT_History.csv", "cboe", timeout=2, attempts=2)
+
+
+# ------------------------------------------------------------------------------------------------ SMTP
+
+
+class FlakySMTP:
+    """aiosmtpd on 127.0.0.1 answering from a script: each entry is used by one mail transaction, e.g.
+    'rcpt 421 ...' (refuse at RCPT TO), 'data 451 ...' (refuse the message), 'refuse b@x 451 ...' (refuse one
+    recipient, accept the others); when the script is used up every mail is accepted."""
+
+    def __init__(self, script: list[str]):
+        self.script = list(script)
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.transactions = 0
+        self.lock = threading.Lock()
+
+    def _step(self) -> str:
+        return self.script[0] if self.script else ""
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802 (aiosmtpd's hook)
+        with self.lock:
+            self.transactions += 1
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        step = self._step()
+        if step.startswith("rcpt "):
+            self.script.pop(0)
+            return step.removeprefix("rcpt ")
+        if step.startswith("refuse ") and step.split()[1] == address:
+            return step.split(maxsplit=2)[2]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        step = self._step()
+        if step.startswith(("data ", "refuse ")):
+            self.script.pop(0)
+        if step.startswith("data "):
+            return step.removeprefix("data ")
+        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), msg))
+        return "250 Message accepted for delivery"
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.uri = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                               "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0,
+                                         "from_email": "regime-monitor@localhost"}})
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+
+@pytest.fixture
+def published(tmp_path_factory, regime_env, settings, monkeypatch):
+    """A private copy of the published sample (lake, warehouse, outbox with the alerts of 2024-07-17 pending)."""
+    shutil.copytree(published_sample(tmp_path_factory), settings.data_dir)
+    monkeypatch.setattr("regime.alerts.mail.RETRY_PAUSE", 0.1)
+    return settings
+
+
+def _outbox(settings) -> list[tuple]:
+    frame = state.frames(settings.state_dir)["alerts"].sort_values("alert_key")
+    return list(frame[["alert_key", "state", "attempts"]].itertuples(index=False, name=None))
+
+
+def test_smtp_refusing_then_accepting_loses_nothing_and_mails_once(published, monkeypatch):
+    script = ["rcpt 421 4.3.2 Service not available, closing transmission channel",
+              "data 451 4.3.0 Temporary failure, try again later"]
+    with FlakySMTP(script) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.uri)
+        for attempt, code in ((1, "421"), (2, "451")):
+            with pytest.raises(smtplib.SMTPException, match=code):
+                pipeline.alert(SAMPLE_LAST, published)
+            outbox = _outbox(published)
+            assert outbox and {(s, n) for _, s, n in outbox} == {("failed", attempt)}
+            errors = state.frames(published.state_dir)["alerts"]["last_error"]
+            assert errors.str.contains(code).all()
+        assert server.messages == []
+
+        sent = pipeline.alert(SAMPLE_LAST, published)
+        assert sent["sent"] == len(outbox)
+        assert {(s, n) for _, s, n in _outbox(published)} == {("sent", 3)}
+        for _ in range(2):  # later runs: nothing pending, nothing mailed again
+            assert pipeline.alert(SAMPLE_LAST, published)["sent"] == 0
+        assert server.transactions == 3
+    [(recipients, msg)] = server.messages
+    assert recipients == ["analyst@example.test"]
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    for message in state.frames(published.state_dir)["alerts"]["message"]:
+        assert message in text  # every alert of the episode(s) is in the one mail
+
+
+def test_a_recipient_refused_for_a_while_still_gets_the_mail_once(published, monkeypatch):
+    monkeypatch.setenv("REGIME_ALERT_TO", "analyst@example.test,desk@example.test")
+    settings = get_settings()
+    with FlakySMTP(["refuse desk@example.test 451 4.2.2 Mailbox busy"]) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.uri)
+        result = pipeline.alert(SAMPLE_LAST, settings)
+        assert result["sent"] > 0
+        assert pipeline.alert(SAMPLE_LAST, settings)["sent"] == 0
+    delivered = sorted(r for recipients, _ in server.messages for r in recipients)
+    assert delivered == ["analyst@example.test", "desk@example.test"]  # each once: nobody lost, nobody twice
+    assert {s for _, s, _ in _outbox(settings)} == {"sent"}
+
+
+def test_a_recipient_refused_for_good_keeps_the_alert_failed_and_says_who(published, monkeypatch):
+    monkeypatch.setenv("REGIME_ALERT_TO", "analyst@example.test,nobody@example.test")
+    settings = get_settings()
+    script = ["refuse nobody@example.test 550 5.1.1 No such user"] * 5
+    with FlakySMTP(script) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.uri)
+        with pytest.raises(smtplib.SMTPRecipientsRefused, match="nobody@example.test"):
+            pipeline.alert(SAMPLE_LAST, settings)
+    frame = state.frames(settings.state_dir)["alerts"]
+    assert set(frame["state"]) == {"failed"}
+    assert frame["last_error"].str.contains("nobody@example.test").all()
+    assert frame["last_error"].str.contains("550").all()

@@ -24,6 +24,7 @@ import contextlib, json, logging, sys, time
 from datetime import date
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 from regime import locks, pipeline
+from regime.validation import gate  # noqa: F401  (Great Expectations imported before the lock, not inside it)
 
 exclusive = locks.exclusive
 

@@ -87,6 +87,7 @@ def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True, config={
             "enable_external_access": False,
+            "python_enable_replacements": False,  # a query cannot read this process's Python objects
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "lock_configuration": True,

@@ -50,8 +50,6 @@ def build(as_of: date, settings: Settings | None = None, incremental: bool = Tru
 
 def validate(staging: str, as_of: date, settings: Settings | None = None) -> dict:
     """Run the gate. On failure the staging copy is discarded and the error names every blocking check."""
-    import duckdb
-
     from regime.validation.gate import ValidationFailed, validate_build
 
     settings = settings or get_settings()
@@ -62,7 +60,7 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
     except ValidationFailed:
         warehouse.discard(Path(staging))
         raise
-    con = duckdb.connect(staging)
+    con = warehouse.connect(staging)
     try:
         new_alerts = queue_alerts(con, as_of, settings)  # so the published meta.alerts lists this run's alerts
         warehouse.copy_state(con, settings.state_dir)

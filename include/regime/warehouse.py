@@ -53,6 +53,12 @@ class NotIncremental(WarehouseError):
     """`update` cannot show that its result would equal a full rebuild (nothing was written): build in full."""
 
 
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to a warehouse file. DuckDB's Python replacement scans are off: a missing table is reported as
+    missing, not resolved to a Python variable or module of the same name in the calling code."""
+    return duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
+
+
 def read_sql(relpath: str) -> str:
     return (SQL_DIR / relpath).read_text()
 
@@ -173,7 +179,7 @@ def build(settings: Settings, as_of: date) -> Path:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
     params = {**REGIME_RULES, **lake_params(settings, as_of)}
-    con = duckdb.connect(str(target))
+    con = connect(target)
     try:
         started = clock = time.perf_counter()
         for schema in SCHEMAS:
@@ -229,7 +235,7 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
     try:
         shutil.copyfile(previous, target)
         clock = _done("copy", previous.name, None, clock)
-        con = duckdb.connect(str(target))
+        con = connect(target)
     except Exception:
         discard(target)
         raise
@@ -342,7 +348,7 @@ def previous_build(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True)
     except duckdb.Error:
         return None
     try:
@@ -403,7 +409,7 @@ def publish(settings: Settings, staging: Path) -> Path:
 def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise WarehouseError(f"no warehouse at {path}: run the pipeline first (make demo)")
-    return duckdb.connect(str(path), read_only=True)
+    return connect(path, read_only=True)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -12,6 +12,7 @@ the same lake.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regime import datasets
+from regime import datasets, lake
 
 END = date(2025, 12, 31)
 INDEXES = {"RUT": 2400.0, "SPX": 6800.0, "NDX": 25000.0, "DJX": 480.0}
@@ -42,10 +43,16 @@ def write_partitions(dataset: datasets.Dataset, lake_dir: Path, table: pa.Table)
     cuts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
     columns = [f.name for f in dataset.schema if f.name != dataset.partition]
     body = table.select(columns).cast(pa.schema([dataset.schema.field(c) for c in columns]))
+    times = table.column(dataset.time_column).to_numpy(zero_copy_only=False)
     for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
         path = dataset.partition_path(lake_dir, str(keys[lo]))
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(body.slice(lo, hi - lo), path)
+        part = body.slice(lo, hi - lo)
+        # the journal entry and row groups of a first lake.upsert_partition (the digest names the rows written)
+        entry = lake.journal_entry(None, f"bulk {path.parent.name} {hi - lo} {times[lo]} {times[hi - 1]}",
+                                   times[lo:hi].min().astype("datetime64[D]").item())
+        metadata = {**(part.schema.metadata or {}), lake.JOURNAL_KEY: json.dumps([entry]).encode()}
+        pq.write_table(part.replace_schema_metadata(metadata), path, row_group_size=lake.ROW_GROUP_ROWS)
     return table.num_rows
 
 

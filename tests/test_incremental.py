@@ -192,3 +192,57 @@ def test_the_extremes_engine_in_parts_gives_the_same_table(lake, monkeypatch):
         con.close()
     assert len(parts) > 10 and any("hash(subject)" in p for p in parts)
     assert differences(whole, warehouse.build(lake, SAMPLE_LAST)) == []
+
+
+def _lake_check(path) -> str:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select lake_check from meta.build_method").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_the_lake_journal_tells_what_changed_without_comparing(lake):
+    """A revision written through Dataset.write is journalled in the file: the update reads the journals (file
+    footers), not the whole lake, recomputes from the revised date and still equals a full rebuild."""
+    settings = lake
+    previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
+    assert _lake_check(previous) is None  # a full build checks nothing
+    revised = _sessions_before(SAMPLE_LAST, 3)
+    frame = pd.read_parquet(datasets.ETF_NAV.partition_path(settings.lake_dir, "IWM"))
+    row = frame[pd.to_datetime(frame["date"]).dt.date == revised].assign(ticker="IWM")
+    row["shares_outstanding"] += 1_000_000  # a revised share count: that day's flow and the next day's change
+    datasets.ETF_NAV.write(settings.lake_dir, row)
+    updated = warehouse.update(settings, SAMPLE_LAST, previous)
+    assert _lake_check(updated) == ("index_prices: journal, options_volume: journal, cftc_tff: journal, "
+                                    "etf_nav: journal")
+    assert _method(updated) == ("incremental", revised - timedelta(days=1))
+    assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
+
+
+def test_a_file_rewritten_by_another_tool_is_compared_with_the_lake(lake):
+    settings = lake
+    previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
+    path = datasets.OPTIONS_VOLUME.partition_path(settings.lake_dir, "SPY")
+    frame = pd.read_parquet(path)
+    revised = _sessions_before(SAMPLE_LAST, 2)
+    frame.loc[pd.to_datetime(frame["date"]).dt.date.to_numpy() == revised, "call_volume"] += 7
+    frame.to_parquet(path, index=False)  # no journal in the file: the update cannot trust the record
+    updated = warehouse.update(settings, SAMPLE_LAST, previous)
+    assert "options_volume: compared" in _lake_check(updated) and "index_prices: journal" in _lake_check(updated)
+    assert _method(updated) == ("incremental", revised - timedelta(days=1))
+    assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
+
+
+@pytest.mark.parametrize(("recorded", "journals", "expected"), [
+    ({"symbol=RUT": "a"}, {"symbol=RUT": [{"id": "a", "first_changed": "2024-07-01"}]}, (True, None)),
+    ({"symbol=RUT": "a"}, {"symbol=RUT": [{"id": "a", "first_changed": "2024-07-01"},
+                                          {"id": "b", "first_changed": "2024-07-12"},
+                                          {"id": "c", "first_changed": "2024-07-10"}]}, (True, date(2024, 7, 10))),
+    ({}, {"symbol=RVX": [{"id": "x", "first_changed": "1990-01-02"}]}, (True, date(1990, 1, 2))),  # a new file
+    ({"symbol=RUT": "a"}, {"symbol=RUT": [{"id": "z", "first_changed": "2024-07-12"}]}, (False, None)),  # lost
+    ({"symbol=RUT": "a"}, {"symbol=RUT": None}, (False, None)),  # no journal in the file
+    ({"symbol=RUT": "a", "symbol=SPX": "s"}, {"symbol=RUT": [{"id": "a", "first_changed": None}]}, (False, None)),
+])
+def test_journal_changes(recorded, journals, expected):
+    assert warehouse.journal_changes(recorded, journals) == expected

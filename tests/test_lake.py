@@ -47,3 +47,29 @@ def test_quarantine_keeps_bytes_and_reason(tmp_path):
     path = lake.quarantine(tmp_path, "cboe", date(2024, 7, 16), "RUT_History.csv", b"<html>", "an HTML page")
     assert path.read_bytes() == b"<html>"
     assert path.with_name("RUT_History.csv.error.txt").read_text().strip() == "an HTML page"
+
+
+def test_upsert_journals_each_write_and_leaves_a_rerun_untouched(tmp_path):
+    path = lake.partition_path(tmp_path, "cftc_tff", "market_code", "239742")
+    first = pd.DataFrame({"report_date": [date(2024, 7, 2), date(2024, 7, 9)],
+                          "release_date": [date(2024, 7, 5), date(2024, 7, 12)], "net": [1, 2]})
+    lake.upsert_partition(path, first, on=["report_date"], time_column="release_date")
+    before = path.read_bytes()
+    lake.upsert_partition(path, first.iloc[[1]], on=["report_date"], time_column="release_date")
+    assert path.read_bytes() == before  # the same rows again: not rewritten, journal unchanged
+    assert [e["first_changed"] for e in lake.read_journal(path)] == ["2024-07-05"]
+    # a revision of the 07-02 report, now dated as released 07-19 (was 07-05): visible differently from 07-05 on
+    revised = pd.DataFrame({"report_date": [date(2024, 7, 2)], "release_date": [date(2024, 7, 19)], "net": [5]})
+    lake.upsert_partition(path, revised, on=["report_date"], time_column="release_date")
+    new = pd.DataFrame({"report_date": [date(2024, 7, 16)], "release_date": [date(2024, 7, 19)], "net": [3]})
+    assert lake.upsert_partition(path, new, on=["report_date"], time_column="release_date") == 3
+    journal = lake.read_journal(path)
+    assert [e["first_changed"] for e in journal] == ["2024-07-05", "2024-07-05", "2024-07-19"]
+    assert len({e["id"] for e in journal}) == 3
+    assert pd.read_parquet(path)["net"].tolist() == [5, 2, 3]
+
+
+def test_a_file_without_journal_has_none(tmp_path):
+    path = tmp_path / "data.parquet"
+    pd.DataFrame({"date": [date(2024, 1, 2)], "close": [1.0]}).to_parquet(path, index=False)
+    assert lake.read_journal(path) is None

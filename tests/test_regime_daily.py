@@ -50,7 +50,7 @@ def _regime(params: dict | None = None, extra: list | None = None) -> pd.DataFra
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
     con.executemany("insert into marts.indicators values ($1, $2, $3, $4)", rows)
     extremes.build(con, {})
-    bound = {**REGIME_RULES, "as_of": S[-1], "record_min_days": 0, **(params or {})}
+    bound = {**REGIME_RULES, "as_of": S[-1], "record_min_days": 0, "since": warehouse.FULL, **(params or {})}
     warehouse.run_model(con, "marts.regime_daily", "marts/regime_daily.sql", bound)
     frame = con.execute("select * from marts.regime_daily order by date").df()
     return frame.assign(date=frame["date"].dt.date).set_index("date", drop=False)
@@ -131,3 +131,15 @@ def test_a_record_is_listed_once_per_session():
     got = _regime(extra=[(S[1], "net_pct_oi", "239742:lev_money", -0.30)])
     assert got.records[S[1]] == "net_pct_oi 239742:lev_money low"
     assert got.lev_money_net_pct_oi_russell[S[1]] == -0.30
+
+
+@pytest.mark.parametrize("since", [S[0], S[1], HOLIDAY, S[3], S[5]])
+def test_rows_after_since_alone_equal_the_full_table(since):
+    """An incremental build computes only the sessions after $since: the same rows as the full table's, CFTC
+    reading carried forward from before $since and the holiday's records on the next session included."""
+    full = _regime()
+    part = _regime({"since": since})
+    assert len(part) == (full["date"] > since).sum() > 0
+    expected = full[full["date"] > since]
+    assert part.astype(object).where(part.notna(), None).to_dict("records") == \
+        expected.astype(object).where(expected.notna(), None).to_dict("records")

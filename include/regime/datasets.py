@@ -31,6 +31,8 @@ class Dataset:
     partition: str  # hive partition column: one file per value
     key: tuple[str, ...]  # unique within a partition; the newest fetch wins on it
     schema: pa.Schema  # every column, the partition column included
+    # the date that places a row in time: a row is visible to a build as of this date or later (point in time)
+    time_column: str = "date"
 
     def partition_path(self, lake_dir: Path, value: str) -> Path:
         return lake.partition_path(lake_dir, self.name, self.partition, value)
@@ -61,7 +63,8 @@ class Dataset:
             table = pa.Table.from_pandas(part[columns], preserve_index=False,
                                          schema=pa.schema([self.schema.field(c) for c in columns]))
             written[str(value)] = lake.upsert_partition(self.partition_path(lake_dir, str(value)),
-                                                        table.to_pandas(), on=list(self.key))
+                                                        table.to_pandas(), on=list(self.key),
+                                                        time_column=self.time_column)
         return written
 
 
@@ -75,7 +78,7 @@ OPTIONS_VOLUME = Dataset("options_volume", "underlying", ("date",), pa.schema([
 CFTC_TFF = Dataset("cftc_tff", "market_code", ("report_date",), pa.schema([
     ("report_date", pa.date32()), ("release_date", pa.date32()), ("market_code", pa.string()),
     ("market_name", pa.string()), ("open_interest", pa.int64()), *[(c, pa.int64()) for c in _POSITIONS],
-]))
+]), time_column="release_date")
 ETF_NAV = Dataset("etf_nav", "ticker", ("date",), pa.schema([
     ("date", pa.date32()), ("ticker", pa.string()), ("nav", pa.float64()), ("shares_outstanding", pa.float64()),
 ]))

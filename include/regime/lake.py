@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -143,18 +144,91 @@ def partition_path(lake_dir: Path, dataset: str, key: str, value: str) -> Path:
     return lake_dir / dataset / f"{key}={value}" / "data.parquet"
 
 
-def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str]) -> int:
+# Each lake partition file carries its write journal in its Parquet key-value metadata (atomic with the rows):
+# [{"id": ..., "first_changed": "YYYY-MM-DD" | null}, ...], oldest first, at most JOURNAL_LENGTH entries. `id`
+# chains the previous entry's id with a digest of the rows written, so it names one content in one lineage;
+# `first_changed` is the earliest point-in-time date (Dataset.time_column) of a row the write added or changed.
+# warehouse.update reads it to know which dates changed since the published build without comparing the lake.
+JOURNAL_KEY = b"regime.writes"
+JOURNAL_LENGTH = 256
+ROW_GROUP_ROWS = 8192  # small row groups: a read filtered on recent dates skips the rest of a long history
+
+
+def read_journal(path: Path) -> list[dict] | None:
+    """The write journal of a lake partition file; None for a file written without one (by another tool)."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(JOURNAL_KEY)
+    if raw is None:
+        return None
+    try:
+        journal = json.loads(raw)
+    except ValueError:
+        return None
+    return journal if isinstance(journal, list) else None
+
+
+def journal_entry(previous: list[dict] | None, digest: str, first_changed: date | None) -> dict:
+    parent = previous[-1]["id"] if previous else ""
+    entry_id = hashlib.sha256(f"{parent}\0{digest}".encode()).hexdigest()[:24]
+    return {"id": entry_id, "first_changed": first_changed.isoformat() if first_changed else None}
+
+
+def write_partition(path: Path, frame: pd.DataFrame, journal: list[dict]) -> None:
+    """Write a partition file atomically, its journal in the file's metadata, in ROW_GROUP_ROWS row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), JOURNAL_KEY: json.dumps(journal[-JOURNAL_LENGTH:]).encode()}
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp, row_group_size=ROW_GROUP_ROWS)
+
+
+def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str], time_column: str | None = None) -> int:
     """Merge `frame` into the Parquet file at `path`: new rows win on `on`, old rows are never dropped.
 
-    The lake is the archive: history an upstream stops serving stays here. Returns the row count written.
+    The lake is the archive: history an upstream stops serving stays here. A write that adds or changes no row
+    leaves the file untouched (a rerun is byte-identical); any other appends an entry to the file's journal whose
+    `first_changed` is the earliest `time_column` (default: the first key column) among the rows added or
+    changed, old and new versions. Returns the row count held.
     """
-    if path.exists():
-        old = pd.read_parquet(path)
-        merged = pd.concat([old, frame], ignore_index=True)
-        merged = merged.drop_duplicates(subset=on, keep="last")
-    else:
-        merged = frame
-    merged = merged.sort_values(on).reset_index(drop=True)
-    with atomic_path(path) as tmp:
-        merged.to_parquet(tmp, index=False)
-    return len(merged)
+    time_column = time_column or on[0]
+    old = pd.read_parquet(path) if path.exists() else None
+    journal = read_journal(path) if old is not None else []
+    merged = frame if old is None else pd.concat([old, frame], ignore_index=True)
+    hashes = pd.util.hash_pandas_object(merged, index=False).to_numpy()
+    keep = ~merged.duplicated(subset=on, keep="last").to_numpy()
+    kept = merged[keep]
+    changed = np.ones(len(kept), dtype=bool)
+    if old is not None:
+        # a kept row is new or changed unless it is an old row, or a new row equal to the old row of its key
+        from_new = np.flatnonzero(keep) >= len(old)
+        old_keys = _key_index(old, on)
+        if old_keys.is_unique:
+            position = old_keys.get_indexer(_key_index(kept, on))
+            same = (position >= 0) & (hashes[:len(old)][np.maximum(position, 0)] == hashes[keep])
+            changed = from_new & ~same
+        else:  # a file with repeated keys (written by another tool): count every new row as changed
+            changed = from_new
+        if not changed.any():
+            return len(old)  # nothing new: the file, its journal and its bytes stay as they are
+    times = list(kept.loc[changed, time_column].dropna())
+    if old is not None and time_column not in on:  # a changed row was visible from its old time too
+        old_times = old.set_index(on)[time_column]
+        times += list(old_times.reindex(_key_index(kept[changed], on)).dropna())
+    first = min((_as_date(t) for t in times), default=None)
+    digest = hashlib.sha256(hashes[keep].tobytes()).hexdigest()
+    write_partition(path, kept.sort_values(on).reset_index(drop=True),
+                    [*(journal or []), journal_entry(journal, digest, first)])
+    return len(kept)
+
+
+def _key_index(frame: pd.DataFrame, on: list[str]) -> pd.Index:
+    return pd.MultiIndex.from_frame(frame[on]) if len(on) > 1 else pd.Index(frame[on[0]])
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else pd.Timestamp(value).date()

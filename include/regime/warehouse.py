@@ -40,7 +40,11 @@ MODELS: tuple[tuple[str, str], ...] = (
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # The date that places each model's row in time: a row dated d depends only on lake rows dated d or earlier (what
 # makes the warehouse point in time, and what lets `update` keep every row dated up to its `since`).
-POINT_IN_TIME = {"staging.cftc_tff": "release_date"}  # every other model: `date`
+POINT_IN_TIME = {f"staging.{d.name}": d.time_column for d in datasets.ALL}  # marts.prices: `date`
+# Staging models whose rows look back on earlier rows of their series (etf_nav's flow: the previous row's shares and
+# NAV): (kind of sessions in indicators.SESSIONS, rows). An update recomputes their rows after `since` from that far
+# back; the others from `since` on.
+STAGING_LOOKBACK = {"staging.etf_nav": ("etf", 1)}
 FULL = date(1, 1, 1)  # $since and $history_from of a full build: every reading, from every input row
 MAX_INCREMENTAL_DAYS = 31  # `update` recomputes at most this many calendar days; more is a full rebuild
 
@@ -87,7 +91,8 @@ def run_model(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: 
 def lake_params(settings: Settings, as_of: date) -> dict:
     """Parameters every model may use: the as-of date, where each dataset's Parquet files are (an empty typed
     file for a dataset the lake does not hold yet), and the configured groups."""
-    params = {"as_of": as_of, "small_caps": list(settings.small_caps), "large_caps": list(settings.large_caps)}
+    params = {"as_of": as_of, "small_caps": list(settings.small_caps), "large_caps": list(settings.large_caps),
+              "history_from": FULL}
     for dataset in datasets.ALL:
         has_data = dataset.has_data(settings.lake_dir)
         if not has_data:
@@ -178,6 +183,7 @@ def build(settings: Settings, as_of: date) -> Path:
 
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
+    journals = lake_journals(settings)  # before the lake is read: a write during the build is seen next time
     params = {**REGIME_RULES, **lake_params(settings, as_of)}
     con = connect(target)
     try:
@@ -190,9 +196,9 @@ def build(settings: Settings, as_of: date) -> Path:
             clock = _done("staging", table, run_model(con, table, relpath, params), clock)
         clock = _done("indicators", "marts.indicators", build_indicators(con, params), clock)
         clock = _done("extremes", "marts.extremes", extremes.build(con, params), clock)
-        rows = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", params)
+        rows = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", {**params, "since": FULL})
         clock = _done("regime_daily", "marts.regime_daily", rows, clock)
-        _finish(con, settings, as_of, None, fingerprint(settings))
+        _finish(con, settings, as_of, None, fingerprint(settings), journals)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"full build as of {as_of}", None, started)
     except Exception:
@@ -240,10 +246,11 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
         discard(target)
         raise
     try:
+        journals = lake_journals(settings)
         params = {**REGIME_RULES, **lake_params(settings, as_of)}
         copy_state(con, settings.state_dir)
         clock = _done("meta", "meta.*", None, clock)
-        since = refresh_staging(con, params, built["as_of"])
+        since, checked = refresh_staging(con, params, built["as_of"], journals)
         if (as_of - since).days > MAX_INCREMENTAL_DAYS:
             raise NotIncremental(f"the lake differs from the published warehouse from {since + timedelta(days=1)} on,"
                                  f" more than {MAX_INCREMENTAL_DAYS} days before {as_of}")
@@ -253,10 +260,9 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
         clock = _done("extremes", "marts.extremes", extremes.update(con, since), clock)
         con.execute("delete from marts.regime_daily where date > $since", {"since": since})
         sql = read_sql("marts/regime_daily.sql")
-        rows = scalar(con, f"insert into marts.regime_daily select * from ({sql}) where date > $since",
-                      {**bind(sql, params), "since": since})
+        rows = scalar(con, f"insert into marts.regime_daily {sql}", bind(sql, {**params, "since": since}))
         clock = _done("regime_daily", "marts.regime_daily", rows, clock)
-        _finish(con, settings, as_of, since, wanted["fingerprint"])
+        _finish(con, settings, as_of, since, wanted["fingerprint"], journals, checked)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"update from {built['as_of']} to {as_of}, recomputed after {since}", None, started)
     except Exception:
@@ -267,38 +273,97 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
     return target
 
 
-def refresh_staging(con: duckdb.DuckDBPyConnection, params: dict, previous_as_of: date) -> date:
-    """Bring the staging tables and marts.prices of a copied warehouse up to what the lake holds as of the run, and
-    return `since`: the last date up to which none of them changed (at most `previous_as_of`).
+def lake_journals(settings: Settings) -> dict[str, dict[str, list[dict] | None]]:
+    """{dataset: {partition directory: its write journal, None if it has none}} of the lake now (lake.read_journal:
+    file footers only)."""
+    from regime import lake
 
-    This is what shows that the lake has not changed for earlier dates. Each staging model is recomputed from the
-    lake into a temporary table (reading the lake as a full build does) and compared with the copy date by date
-    (POINT_IN_TIME): row count and the sum of 64-bit hashes of the rows, every column (a change goes unnoticed
-    with a probability of about 2^-64; 3x cheaper than EXCEPT both ways). The first date that differs bounds
-    `since`. Then only the rows dated after `since` are replaced, in the staging tables and in marts.prices (a
-    projection of staging.index_prices, row for row)."""
+    found: dict[str, dict[str, list[dict] | None]] = {}
+    for dataset in datasets.ALL:
+        root = settings.lake_dir / dataset.name
+        files = sorted(root.glob("*/data.parquet")) if root.is_dir() else []
+        found[dataset.name] = {path.parent.name: lake.read_journal(path) for path in files}
+    return found
+
+
+def _recorded_writes(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str | None]] | None:
+    """meta.lake_writes of a warehouse: the journal entry each partition file was at when it was built."""
+    try:
+        rows = con.execute("select dataset, partition, write_id from meta.lake_writes").fetchall()
+    except duckdb.CatalogException:
+        return None
+    recorded: dict[str, dict[str, str | None]] = {}
+    for dataset, partition, write_id in rows:
+        recorded.setdefault(dataset, {})[partition] = write_id
+    return recorded
+
+
+def journal_changes(recorded: dict[str, str | None],
+                    journals: dict[str, list[dict] | None]) -> tuple[bool, date | None]:
+    """(known, first_changed) of one dataset since a build that recorded `recorded`: known is False where the
+    journals cannot tell (a file without a journal, written by another tool; an entry no longer in it; a file
+    gone); first_changed is the earliest date a write since then added or changed (None: nothing)."""
+    from regime import lake
+
+    if set(recorded) - set(journals):
+        return False, None
+    first: date | None = None
+    for partition, journal in journals.items():
+        if journal is None:
+            return False, None
+        ids = [entry.get("id") for entry in journal]
+        if partition in recorded:
+            if recorded[partition] not in ids:
+                return False, None
+            entries = journal[ids.index(recorded[partition]) + 1:]
+        elif len(journal) < lake.JOURNAL_LENGTH:  # a new file, with its whole journal since it was created
+            entries = journal
+        else:
+            return False, None
+        for entry in entries:
+            changed = entry.get("first_changed")
+            if changed:
+                day = date.fromisoformat(changed)
+                first = day if first is None else min(first, day)
+    return True, first
+
+
+def refresh_staging(con: duckdb.DuckDBPyConnection, params: dict, previous_as_of: date,
+                    journals: dict[str, dict[str, list[dict] | None]]) -> tuple[date, str]:
+    """Bring the staging tables and marts.prices of a copied warehouse up to what the lake holds as of the run;
+    return `since` (the last date up to which none of them changed, at most `previous_as_of`) and how each dataset
+    was checked.
+
+    Each lake partition file journals its writes (regime.lake.upsert_partition): with meta.lake_writes, the entry
+    each file was at when the copied warehouse was built, the journals tell the earliest date changed since, from
+    the files' footers alone. Where they cannot tell (a file written by another tool, or gone), the dataset's
+    staging model is recomputed from the whole lake into a temporary table and compared with the copy date by
+    date (POINT_IN_TIME): row count and the sum of 64-bit hashes of the rows, every column (a change goes
+    unnoticed with a probability of about 2^-64). The first date that differs bounds `since`. Then only the rows
+    dated after `since` are replaced, in the staging tables and in marts.prices (a projection of
+    staging.index_prices, row for row); they are read from the lake from `since` on (STAGING_LOOKBACK: further
+    back), which Parquet row-group statistics keep to the recent end of each file."""
     since = previous_as_of
+    recorded = _recorded_writes(con)
     models = [(table, relpath) for table, relpath in MODELS if table.startswith("staging.")]
+    how: dict[str, str] = {}
     for table, relpath in models:
-        sql = read_sql(relpath)
-        column = POINT_IN_TIME.get(table, "date")
-        con.execute(f"create or replace temp table {_fresh(table)} as {sql}", bind(sql, params))
-        first = scalar(con, f"""
-            with lake as (
-                select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {_fresh(table)} as r
-                group by r.{column}
-            ),
-            kept as (
-                select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {table} as r
-                group by r.{column}
-            )
-            select min(day) from lake full join kept using (day)
-            where lake.n is distinct from kept.n or lake.digest is distinct from kept.digest""")
+        name = table.split(".")[1]
+        known, first = (False, None) if recorded is None else journal_changes(recorded.get(name, {}), journals[name])
+        how[name] = "journal" if known else "compared"
+        if not known:
+            first = _compare_with_lake(con, table, relpath, params)
         if first is not None and first <= since:
             log.info("%s differs from the published warehouse from %s on", table, first)
             since = max(FULL, first - timedelta(days=1))
-    for table, _ in models:
-        column = POINT_IN_TIME.get(table, "date")
+    for table, relpath in models:
+        column = POINT_IN_TIME[table]
+        if how[table.split(".")[1]] == "journal":
+            kind, rows = STAGING_LOOKBACK.get(table, (None, 0))
+            start = history_from(con, kind, rows, since) if rows else since + timedelta(days=1)
+            sql = read_sql(relpath)
+            query = f"create or replace temp table {_fresh(table)} as select * from ({sql}) where {column} > $since"
+            con.execute(query, bind(query, {**params, "history_from": start, "since": since}))
         con.execute(f"delete from {table} where {column} > $since", {"since": since})
         con.execute(f"insert into {table} select * from {_fresh(table)} where {column} > $since", {"since": since})
         con.execute(f"drop table {_fresh(table)}")
@@ -306,7 +371,27 @@ def refresh_staging(con: duckdb.DuckDBPyConnection, params: dict, previous_as_of
     con.execute("delete from marts.prices where date > $since", {"since": since})
     con.execute(f"insert into marts.prices select * from ({sql}) where date > $since",
                 {**bind(sql, params), "since": since})
-    return since
+    checked = ", ".join(f"{name}: {way}" for name, way in how.items())
+    return since, checked
+
+
+def _compare_with_lake(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: dict) -> date | None:
+    """Recompute a staging model from the whole lake into a temporary table; the first date it differs from the
+    copy on (None: identical)."""
+    sql = read_sql(relpath)
+    column = POINT_IN_TIME[table]
+    con.execute(f"create or replace temp table {_fresh(table)} as {sql}", bind(sql, {**params, "history_from": FULL}))
+    return scalar(con, f"""
+        with lake as (
+            select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {_fresh(table)} as r
+            group by r.{column}
+        ),
+        kept as (
+            select r.{column} as day, count(*) as n, sum(hash(r)::hugeint) as digest from {table} as r
+            group by r.{column}
+        )
+        select min(day) from lake full join kept using (day)
+        where lake.n is distinct from kept.n or lake.digest is distinct from kept.digest""")
 
 
 def _fresh(table: str) -> str:
@@ -328,8 +413,9 @@ def _done(step: str, what: str, rows: int | None, since: float) -> float:
 
 
 def _finish(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, since: date | None,
-            fingerprint_: str) -> None:
-    """meta.build_info, meta.build_method (how this file was made), then a checkpoint."""
+            fingerprint_: str, journals: dict[str, dict[str, list[dict] | None]], checked: str | None = None) -> None:
+    """meta.build_info, meta.build_method (how this file was made), meta.lake_writes (the lake it was made from),
+    then a checkpoint."""
     con.execute(
         "create or replace table meta.build_info as select $as_of::date as as_of,"
         " $built_at::timestamptz as built_at, $source as source, $origin as origin",
@@ -337,9 +423,16 @@ def _finish(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date, sin
     )
     con.execute(
         "create or replace table meta.build_method as select $method as method, $since::date as recomputed_after,"
-        " $fingerprint as fingerprint",
-        {"method": "full" if since is None else "incremental", "since": since, "fingerprint": fingerprint_},
+        " $fingerprint as fingerprint, $checked as lake_check",
+        {"method": "full" if since is None else "incremental", "since": since, "fingerprint": fingerprint_,
+         "checked": checked},
     )
+    writes = [(name, partition, journal[-1].get("id") if journal else None)
+              for name, files in journals.items() for partition, journal in files.items()]
+    con.execute("create or replace table meta.lake_writes (dataset varchar not null, partition varchar not null,"
+                " write_id varchar)")
+    if writes:
+        con.executemany("insert into meta.lake_writes values (?, ?, ?)", writes)
     con.execute("checkpoint")
 
 

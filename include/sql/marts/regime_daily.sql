@@ -10,21 +10,40 @@
 --   'stretched'              abs(RUT zscore_50d) or abs(SPX zscore_50d) >= $stretched_z
 --   'insufficient history'   neither z-score exists yet
 --   'normal'                 otherwise
-with sessions as (
+-- Incremental builds: rows dated after $since only (0001-01-01 in a full build), reading the indicators and
+-- extremes dated after the last RUT session up to $since (and the latest CFTC reading before).
+with rut as (
 
-    select distinct date from marts.prices where symbol = 'RUT' and date <= $as_of
+    select date from marts.prices where symbol = 'RUT' and date <= $as_of
+
+),
+
+sessions as (
+
+    select distinct date from rut where date > $since
+
+),
+
+bounds as (
+
+    select
+        min(date) as first_session,
+        coalesce(max(date) filter (where date <= $since), $since) as read_after
+    from rut
 
 ),
 
 indicators as (
 
-    select date, indicator, subject, value from marts.indicators where date <= $as_of
+    select date, indicator, subject, value
+    from marts.indicators
+    where date <= $as_of and date > (select read_after from bounds)
 
 ),
 
 extremes as (
 
-    select * from marts.extremes where date <= $as_of
+    select * from marts.extremes where date <= $as_of and date > (select read_after from bounds)
 
 ),
 
@@ -49,8 +68,8 @@ daily as (
 russell_lev_money as (
 
     select date, value
-    from indicators
-    where indicator = 'net_pct_oi' and subject = '239742:lev_money' and value is not null
+    from marts.indicators
+    where indicator = 'net_pct_oi' and subject = '239742:lev_money' and value is not null and date <= $as_of
 
 ),
 
@@ -64,7 +83,7 @@ records as (
         and list_contains($headline_indicators::varchar[], indicator)
         and date >= history_start + $record_min_days::integer
         -- records from before RUT's history (SPX goes back to 1927) have no session row to land on
-        and date >= (select min(date) from sessions)
+        and date >= (select first_session from bounds)
 
 ),
 

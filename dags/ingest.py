@@ -15,7 +15,8 @@ START = pendulum.datetime(2024, 1, 1, tz="America/New_York")
 # dataset -> (schedule, what the schedule means)
 SCHEDULES = {
     "index_prices": (NYSESessionTimetable(delay_minutes=120),
-                     "NYSE sessions only, 2 h after the close (Cboe updates its history files after the close)"),
+                     "NYSE sessions only, 2 h after the close (Cboe updates its history files after the close; "
+                     "the optional Yahoo chart series of REGIME_YAHOO_INDEXES come in the same task)"),
     "options_volume": (NYSESessionTimetable(delay_minutes=17 * 60),
                        "NYSE sessions only, the next morning (OCC publishes a session's volume the next day)"),
     "cftc_tff": (CronTriggerTimetable("0 17 * * 1,5", timezone="America/New_York"),

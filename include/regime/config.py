@@ -21,6 +21,7 @@
 | REGIME_ETF_TICKERS | `IWM,IJR,VTWO,SPY,IVV,QQQ` | ETFs whose NAV and shares outstanding are ingested |
 | REGIME_SMALL_CAPS / REGIME_LARGE_CAPS | `IWM,IJR,VTWO` / `SPY,IVV,QQQ` | the two sides of the ETF flow spread |
 | REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
+| REGIME_YAHOO_INDEXES | (empty: off) | optional Yahoo Finance index series Cboe lacks, e.g. `^SP600` (as SP600) |
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Settings:
     small_caps: tuple[str, ...]
     large_caps: tuple[str, ...]
     live_base_url: str | None
+    yahoo_indexes: tuple[tuple[str, str], ...] = ()  # (Yahoo symbol, symbol in the lake), e.g. ("^SP600", "SP600")
 
     @property
     def warehouse_path(self) -> Path:
@@ -130,6 +132,30 @@ def _base_url(value: str | None) -> str | None:
     return value
 
 
+def _yahoo_indexes(indexes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """REGIME_YAHOO_INDEXES: `YAHOO_SYMBOL` or `YAHOO_SYMBOL=NAME`, comma-separated; the lake name defaults to the
+    symbol without its leading '^' (as regime.sources.yahoo.canonical). Empty (the default) leaves the optional
+    Yahoo provider off."""
+    pairs = []
+    for entry in _list(os.environ.get("REGIME_YAHOO_INDEXES", "")):
+        symbol, _, name = (part.strip().upper() for part in entry.partition("="))
+        name = name or symbol.removeprefix("^")
+        for value in (symbol, name):
+            if not SYMBOL.fullmatch(value):
+                raise ConfigError(f"REGIME_YAHOO_INDEXES: {value!r} is not a valid symbol (expected letters, digits, "
+                                  "'.', '^' and '-', at most 16 characters; YAHOO_SYMBOL or YAHOO_SYMBOL=NAME)")
+        if name in indexes:
+            raise ConfigError(f"REGIME_YAHOO_INDEXES: {name!r} is also a Cboe series (REGIME_INDEXES): one source per "
+                              f"series; give the Yahoo one another name, e.g. {symbol}={name}Y")
+        pairs.append((symbol, name))
+    pairs = list(dict.fromkeys(pairs))
+    names = [name for _, name in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"REGIME_YAHOO_INDEXES: more than one series named {twice[0]!r}")
+    return tuple(pairs)
+
+
 def _number(name: str, default: str, kind: type):
     raw = os.environ.get(name, default)
     try:
@@ -146,6 +172,7 @@ def get_settings() -> Settings:
         raise ConfigError(f"REGIME_SOURCE={source!r}: expected 'mirror' or 'live'")
     mirror_dir = Path(env("REGIME_MIRROR_DIR", str(PROJECT_DIR / "include" / "sample" / "mirror")))
     data_dir = Path(env("REGIME_DATA_DIR", str(PROJECT_DIR / "data")))
+    indexes = _symbols("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX")
     return Settings(
         data_dir=data_dir.expanduser().resolve(),
         source=source,
@@ -153,7 +180,7 @@ def get_settings() -> Settings:
         alert_to=_list(env("REGIME_ALERT_TO", "regime-alerts@localhost")),
         zscore_alert=_number("REGIME_ZSCORE_ALERT", "3.0", float),
         since_years=_number("REGIME_SINCE_YEARS", "10", int),
-        indexes=_symbols("REGIME_INDEXES", "RUT,SPX,NDX,DJX,VIX,RVX"),
+        indexes=indexes,
         freshness_sessions=_number("REGIME_FRESHNESS_SESSIONS", "3", int),
         gap_tolerance_sessions=_number("REGIME_GAP_TOLERANCE_SESSIONS", "2", int),
         http_timeout=_number("REGIME_HTTP_TIMEOUT", "30", float),
@@ -168,4 +195,5 @@ def get_settings() -> Settings:
         small_caps=_symbols("REGIME_SMALL_CAPS", "IWM,IJR,VTWO"),
         large_caps=_symbols("REGIME_LARGE_CAPS", "SPY,IVV,QQQ"),
         live_base_url=_base_url(env("REGIME_LIVE_BASE_URL") or None),
+        yahoo_indexes=_yahoo_indexes(indexes),
     )

@@ -20,7 +20,7 @@ import pandas as pd
 from regime import datasets, lake
 from regime.config import Settings
 from regime.datasets import Dataset
-from regime.sources import cboe, cftc, etf, occ
+from regime.sources import cboe, cftc, etf, occ, yahoo
 from regime.sources.errors import SourceError, SourceMissing
 from regime.sources.fetch import Fetched, fetch_http, fetch_mirror
 
@@ -127,20 +127,56 @@ def _until(column: str, as_of: date) -> Callable[[pd.DataFrame], pd.Series]:
     return lambda frame: frame[column] <= as_of
 
 
-# --------------------------------------------------------------------------- Cboe index history
+# --------------------------------------------------------------------------- Index prices: Cboe, optionally Yahoo
 
 
-def ingest_cboe(settings: Settings, as_of: date) -> IngestResult:
-    result = IngestResult(dataset=datasets.INDEX_PRICES.name, as_of=as_of)
-
+def _cboe_items(settings: Settings) -> list[Item]:
     def parser(symbol: str):
         return lambda data, location: cboe.parse(data, symbol, location).assign(symbol=symbol)
 
-    items = [Item(symbol, "cboe", cboe.file_name(symbol), cboe.url(symbol), parser(symbol))
-             for symbol in settings.indexes]
-    frames = collect(settings, as_of, cboe.SOURCE, items, result)
+    return [Item(symbol, "cboe", cboe.file_name(symbol), cboe.url(symbol), parser(symbol))
+            for symbol in settings.indexes]
+
+
+def _yahoo_items(settings: Settings, as_of: date) -> list[Item]:
+    """The optional Yahoo chart series (REGIME_YAHOO_INDEXES), landed under the lake name, e.g. ^SP600 as SP600."""
+    def parser(symbol: str, name: str):
+        return lambda data, location: yahoo.parse(data, symbol, location).assign(symbol=name)
+
+    return [Item(name if name == yahoo.canonical(symbol) else f"{name} ({symbol})", yahoo.FOLDER,
+                 yahoo.file_name(symbol), yahoo.url(symbol, as_of), parser(symbol, name))
+            for symbol, name in settings.yahoo_indexes]
+
+
+def ingest_cboe(settings: Settings, as_of: date) -> IngestResult:
+    """The Cboe history files only (see ingest_index_prices for the dataset's whole ingest)."""
+    result = IngestResult(dataset=datasets.INDEX_PRICES.name, as_of=as_of)
+    frames = collect(settings, as_of, cboe.SOURCE, _cboe_items(settings), result)
     if not frames:
         raise IngestError(f"cboe: none of {list(settings.indexes)} found in the {settings.source} source")
+    return store(settings, datasets.INDEX_PRICES, frames, result, _until("date", as_of))
+
+
+def ingest_index_prices(settings: Settings, as_of: date) -> IngestResult:
+    """Cboe's history files and, when REGIME_YAHOO_INDEXES names any, the Yahoo chart series (raw bytes under
+    raw/yahoo/). Every file of both is parsed before anything is written: one unusable file fails the whole
+    ingest, naming it, and the lake keeps what it had. A Yahoo series Yahoo does not have (HTTP 404, absent from
+    the mirror) is skipped with a warning, like a Cboe file."""
+    result = IngestResult(dataset=datasets.INDEX_PRICES.name, as_of=as_of)
+    frames, errors = [], []
+    for source, items in ((cboe.SOURCE, _cboe_items(settings)), (yahoo.SOURCE, _yahoo_items(settings, as_of))):
+        if not items:
+            continue
+        try:
+            found = collect(settings, as_of, source, items, result)
+        except IngestError as exc:
+            errors.append(str(exc))
+            continue
+        if source == cboe.SOURCE and not found:
+            errors.append(f"cboe: none of {list(settings.indexes)} found in the {settings.source} source")
+        frames += found
+    if errors:
+        raise IngestError("\n".join(errors))
     return store(settings, datasets.INDEX_PRICES, frames, result, _until("date", as_of))
 
 
@@ -261,7 +297,7 @@ def _etf_url(ticker: str) -> str:
 
 
 INGESTERS = {
-    datasets.INDEX_PRICES.name: ingest_cboe,
+    datasets.INDEX_PRICES.name: ingest_index_prices,
     datasets.OPTIONS_VOLUME.name: ingest_occ,
     datasets.CFTC_TFF.name: ingest_cftc,
     datasets.ETF_NAV.name: ingest_etf,

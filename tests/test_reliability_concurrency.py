@@ -1,20 +1,26 @@
 """Concurrency: two build-validate-publish runs at once never both write (one waits for state/warehouse.lock, the
 other proceeds; with a short lock timeout the second fails with a LockTimeout naming the holder), and readers are
 never blocked: a reader process querying the published warehouse in a loop while it is rebuilt and republished
-back to back (as of 2024-07-10, 2024-07-17, 2024-07-10) sees only complete, consistent versions and no error."""
+back to back (as of 2024-07-10, 2024-07-17, 2024-07-10) sees only complete, consistent versions and no error.
+Two alert runs at once mail the pending alerts once (state/alerts.lock), and an alert run does not wait for a
+build holding the warehouse's lock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import socket
+import threading
 import time
 from datetime import date
 
 import duckdb
 import pytest
+from aiosmtpd.controller import Controller
 from test_reliability_support import Child, build_info, published_sample, regime_env, tables
 
-from regime import warehouse
+from regime import locks, pipeline, state, warehouse
 from regime.config import get_settings
 
 OLD, NEW = date(2024, 7, 10), date(2024, 7, 17)
@@ -169,3 +175,101 @@ def test_writers_take_turns_and_readers_see_only_whole_versions(tmp_path, data_d
     held = ", ".join(f"{b - a:.1f}s" for a, b in spans)
     print(f"\nreliability: lock held {held}; reader made {len(reads)} reads, {len(errors)} errors, versions seen in "
           f"order {changes}")
+
+
+# ------------------------------------------------------------------------------------------------ alerts
+
+ALERTER = """
+import json, logging, sys
+from datetime import date
+from airflow.providers.smtp.hooks.smtp import SmtpHook  # noqa: F401  (imported before the race, not inside it)
+# after Airflow's import, which sends logging to stdout
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True)
+from regime import pipeline
+print(json.dumps(pipeline.alert(date.fromisoformat("{as_of}"))), flush=True)
+"""
+
+
+class HoldingSMTP:
+    """aiosmtpd on 127.0.0.1 that holds the first mail at DATA until `release` is set (at most 120 s), so that a
+    second alert run starts while the first one is mailing; it counts transactions and keeps what it accepted."""
+
+    def __init__(self):
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.transactions, self.messages = 0, []
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802 (aiosmtpd's hook)
+        self.transactions += 1
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if not self.holding.is_set():
+            self.holding.set()
+            deadline = time.monotonic() + 120
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # the event loop keeps serving other connections meanwhile
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.uri = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                               "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 180, "retry_limit": 0,
+                                         "from_email": "regime-monitor@localhost"}})
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.controller.stop()
+
+
+def _alerts(data_dir) -> list[tuple]:
+    frame = state.frames(data_dir / "state")["alerts"].sort_values("alert_key")
+    return list(frame[["alert_key", "state", "attempts"]].itertuples(index=False, name=None))
+
+
+def test_two_alert_runs_at_once_mail_the_pending_alerts_once(tmp_path, data_dir):
+    pending = _alerts(data_dir)
+    assert pending and {s for _, s, _ in pending} == {"pending"}
+    with HoldingSMTP() as smtp:
+        env = regime_env(data_dir, REGIME_ALERT_TO="analyst@example.test", AIRFLOW_CONN_SMTP_DEFAULT=smtp.uri)
+        first = Child(ALERTER.format(as_of=NEW.isoformat()), env, tmp_path / "logs", "alert-1")
+        try:
+            _wait_until(lambda: smtp.holding.is_set() or first.proc.poll() is not None, 120, "the first run's mail")
+            second = Child(ALERTER.format(as_of=NEW.isoformat()), env, tmp_path / "logs", "alert-2")
+            # the second run either waits for the lock (fixed) or opens its own mail transaction (the double mail)
+            _wait_until(lambda: "is locked by" in second.stderr() or smtp.transactions > 1
+                        or second.proc.poll() is not None, 120, "the second run to wait or to mail")
+            smtp.release.set()
+            assert first.wait(120) == 0, first.stderr()[-3000:]
+            assert second.wait(120) == 0, second.stderr()[-3000:]
+        finally:
+            smtp.release.set()
+            for child in [c for c in locals().values() if isinstance(c, Child)]:
+                child.kill()  # only if still running (a failed assertion above)
+    assert smtp.transactions == 1 and len(smtp.messages) == 1  # one mail, not two
+    assert smtp.messages[0][0] == ["analyst@example.test"]
+    assert first.result()["sent"] == len(pending) and second.result()["sent"] == 0
+    assert f"the alert outbox is locked by pid {first.proc.pid}; waiting" in second.stderr()
+    assert {(s, n) for _, s, n in _alerts(data_dir)} == {("sent", 1)}  # each alert mailed once
+
+
+def test_an_alert_run_does_not_wait_for_a_build_holding_the_warehouse_lock(data_dir, monkeypatch, smtp):
+    monkeypatch.setenv("REGIME_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("REGIME_ALERT_TO", "analyst@example.test")
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_uri_json())
+    settings = get_settings()
+    done: dict = {}
+    with locks.exclusive(settings.state_dir / "warehouse.lock", "the warehouse"):  # a build in progress
+        run = threading.Thread(target=lambda: done.update(pipeline.alert(NEW, settings)), daemon=True)
+        run.start()
+        run.join(60)
+        finished = not run.is_alive()
+    run.join(60)
+    assert finished, "the alert run waited for the warehouse lock"
+    assert done["sent"] > 0 and len(smtp.messages) == 1

@@ -83,7 +83,8 @@ def test_the_corpus_is_big_enough_and_small():
     assert len(malformed) >= 40
     assert {c["source"] for c in malformed} == {"cboe", "occ", "cftc", "etf"}
     assert sum((CORPUS / c["file"]).stat().st_size for c in CASES) < 2 * 2**20
-    assert {c["outcome"] for c in CASES} == {"valid", "error", "repaired", "gap"}
+    outcomes = {c["outcome"] for c in CASES}  # "gap": a known gap (strict xfail); none left since issue #9
+    assert {"valid", "error", "repaired"} <= outcomes <= {"valid", "error", "repaired", "gap"}
     on_disk = {str(p.relative_to(CORPUS)) for p in CORPUS.glob("*/*") if p.is_file()}
     assert on_disk == {c["file"] for c in CASES}  # no stray file, none missing
 

@@ -131,12 +131,17 @@ def test_429_for_ever_gives_up_after_four_attempts_and_caps_retry_after(monkeypa
 
 
 class _CutBody:
-    """A raw HTTP server that announces 100,000 bytes and closes the connection after 40 (a transfer cut short)."""
+    """A raw HTTP server that announces 100,000 bytes and closes the connection after 40 (a transfer cut short), for
+    the first `cuts` requests (every one by default); then it serves GOOD whole."""
+
+    def __init__(self, cuts: int = 10**9):
+        self.cuts = cuts
 
     def __enter__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(10)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/RUT_History.csv"
+        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{self.base}/RUT_History.csv"
         self.count = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -151,17 +156,53 @@ class _CutBody:
             with conn:
                 conn.recv(65536)
                 self.count += 1
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + GOOD[:40])
+                if self.count <= self.cuts:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + GOOD[:40])
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(GOOD)
+                                 + GOOD)
 
     def __exit__(self, *exc):
         self.sock.close()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/reliability.md): fetch_http lets requests' "
-                                       "ChunkedEncodingError escape, neither retried nor a SourceError")
 def test_a_body_cut_short_is_retried_then_fails_as_a_source_error():
-    with _CutBody() as server, pytest.raises(SourceError, match="gave up after 2 attempts"):
+    with _CutBody() as server, pytest.raises(SourceError, match="gave up after 2 attempts") as err:
         fetch.fetch_http(server.url, "RUT_History.csv", "cboe", timeout=2, attempts=2)
+    assert str(err.value).startswith(f"cboe: {server.url}: gave up after 2 attempts: ChunkedEncodingError: ")
+    assert server.count == 2
+
+
+def test_a_body_cut_short_once_is_fetched_again_and_lands_whole(live_rut, monkeypatch):
+    with _CutBody(cuts=1) as server:
+        monkeypatch.setenv("REGIME_LIVE_BASE_URL", server.base)
+        settings = get_settings()
+        assert pipeline.ingest("index_prices", SAMPLE_LAST, settings)["rows"] == {"RUT": 1394}
+    assert server.count == 2
+    assert (settings.raw_dir / "cboe" / f"as_of={SAMPLE_LAST}" / "RUT_History.csv").read_bytes() == GOOD
+
+
+def test_a_body_cut_short_every_time_fails_the_ingest_clearly_with_nothing_written(live_rut, monkeypatch):
+    from regime.ingest import IngestError
+
+    _, path, _ = live_rut
+    with _CutBody() as server:
+        monkeypatch.setenv("REGIME_LIVE_BASE_URL", server.base)
+        settings = get_settings()
+        with pytest.raises(IngestError) as err:
+            pipeline.ingest("index_prices", SAMPLE_LAST, settings)
+    assert f"cboe: {server.base}{path}: gave up after 4 attempts: ChunkedEncodingError" in str(err.value)
+    assert server.count == 4
+    assert not any(settings.lake_dir.rglob("*.parquet")) and not any(settings.raw_dir.rglob("RUT_History.csv"))
+
+
+def test_a_body_that_does_not_decompress_is_retried_then_fails_as_a_source_error():
+    with Upstream() as up:
+        url = up.route("/RUT_History.csv", b"not gzip at all", headers={"Content-Encoding": "gzip"})
+        with pytest.raises(SourceError) as err:
+            fetch.fetch_http(url, "RUT_History.csv", "cboe", timeout=2, attempts=2)
+    assert str(err.value).startswith(f"cboe: {url}: gave up after 2 attempts: ContentDecodingError: ")
+    assert len(up.requests) == 2
 
 
 # ------------------------------------------------------------------------------------------------ SMTP

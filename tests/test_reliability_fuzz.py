@@ -7,7 +7,6 @@ The arbitrary-bytes fuzzers of tests/sources/ (test_cftc.py, test_etf.py) comple
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -17,7 +16,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from hypothesis import HealthCheck, assume, given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regime.sources import cboe, cftc, etf, occ
@@ -108,8 +108,8 @@ def check_cboe(frame: pd.DataFrame) -> None:
     assert list(frame.columns) == cboe.COLUMNS and len(frame) > 0
     _dates_ok(frame)
     assert frame["close"].map(math.isfinite).all() and (frame["close"] > 0).all()
-    for column in ("open", "high", "low"):  # finite, or all NULL (the single-value layout); their sign: see gaps
-        assert frame[column].isna().all() or frame[column].map(math.isfinite).all()
+    for column in ("open", "high", "low"):  # finite and positive, or all NULL (the single-value layout)
+        assert frame[column].isna().all() or (frame[column].map(math.isfinite).all() and (frame[column] > 0).all())
 
 
 def check_occ(frame: pd.DataFrame) -> None:
@@ -144,29 +144,60 @@ def check_etf(frame: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------------------------- CSV parsers
 
 
-def known_cboe_gap(data: bytes) -> bool:
-    """The two inputs on which cboe.parse raises another exception than SourceError today (docs/reliability.md,
-    known gaps; pinned by the corpus cases cboe/cr_line_ends.csv and cboe/only_separators.csv): a carriage return
-    not followed by a newline (csv.Error) and a file whose every cell is blank (IndexError)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return False
-    if re.search(r"\r(?!\n)", text):
-        return True
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error:
-        return True
-    return bool(text.strip()) and not any(cell.strip() for row in rows for cell in row)
-
-
 @FUZZ
 @given(EDITS)
 def test_cboe_parse(edits):
     data = mutate(SEED["cboe/valid.csv"], edits)
-    assume(not known_cboe_gap(data))
     expect_frame_or_source_error(lambda d: cboe.parse(d, "RUT", "fuzz", today=TODAY), data, check_cboe, "cboe")
+
+
+def _cboe(data: bytes) -> pd.DataFrame:
+    return cboe.parse(data, "RUT", "fuzz", today=TODAY)
+
+
+def test_cboe_every_cut_of_a_file_is_refused_unless_it_falls_at_a_line_end():
+    """Exhaustive truncation: a prefix ending at a line end is a shorter valid file; any other is refused (a cut
+    inside the last number keeps every field, only shorter: the missing final newline is what shows it)."""
+    data = b"".join(_lines(SEED["cboe/valid.csv"])[:6])  # the header and 5 sessions
+    whole = _cboe(data)
+    for end in range(data.index(b"\n") + 2, len(data)):
+        cut = data[:end]
+        if cut.endswith(b"\n"):
+            pd.testing.assert_frame_equal(_cboe(cut), whole.head(cut.count(b"\n") - 1))
+            continue
+        with pytest.raises(SourceError, match="truncated"):
+            _cboe(cut)
+
+
+def test_cboe_line_ends_blank_files_and_unreadable_csv_end_in_a_source_error():
+    good = SEED["cboe/valid.csv"]
+    pd.testing.assert_frame_equal(_cboe(good.replace(b"\n", b"\r")), _cboe(good))  # CR only: read like LF
+    pd.testing.assert_frame_equal(_cboe(good + b" ,, \n,,,,"), _cboe(good))  # blank trailing lines are no cut
+    single = b"DATE,RUT\n07/15/2024,2010.5\n07/16/2024,2037.3"
+    cases = {
+        b",,,,\n,,,,\n": "no header and no data: only blank lines or separators",
+        b" , \r\n\r\n,\r": "no header and no data: only blank lines or separators",
+        single: "truncated: the file does not end with a line end, so its last line may be cut short: "
+                "'07/16/2024,2037.3'",
+        good + b'07/18/2024,"' + b"2" * 140_000: "not a readable CSV file (field larger than field limit (131072))",
+        good.replace(b",1999.939941,2007.729980,", b",1999.939941,-2007.729980,"): "high -2007.72998 is not positive",
+        good.replace(b",1983.880005,", b",0,"): "low 0.0 is not positive",
+    }
+    assert _cboe(single + b"\n")["close"].tolist() == [2010.5, 2037.3]
+    for data, problem in cases.items():
+        with pytest.raises(SourceError) as error:
+            _cboe(data)
+        assert error.value.source == "cboe" and error.value.location == "fuzz", error.value
+        assert problem in error.value.problem
+
+
+def test_occ_a_row_repeated_with_or_without_its_trailing_comma_is_refused():
+    lines = _lines(SEED["occ/valid.csv"])
+    for repeat in (lines[3], lines[3].replace(b",\r\n", b"\r\n")):
+        data = b"".join([*lines[:4], repeat, *lines[4:]])
+        with pytest.raises(SourceError) as error:
+            occ.parse(data, "fuzz", "IWM", date(2024, 7, 16))
+        assert error.value.problem.startswith("line 5: duplicated row (the same as line 4: "), error.value.problem
 
 
 @FUZZ

@@ -118,30 +118,36 @@ def _chart(con, lead: dict, as_of: date, settings: Settings) -> bytes | None:
 
 def alert(as_of: date, settings: Settings | None = None) -> dict:
     """Mail every pending alert in one message (new extremes of the published warehouse are queued first, as
-    the build already did); mark them sent only once the SMTP server accepted the mail."""
+    the build already did); mark them sent only once the SMTP server accepted the mail.
+
+    One alert run at a time (state/alerts.lock): a second one waits, then finds the alerts sent and mails nothing.
+    Not the warehouse's lock: this reads only the published file (never blocked) and writes only the outbox, so it
+    need not wait for a build; a build's queue_alerts only adds rows, which the next run mails."""
     from regime.alerts import mail, outbox, rules
+    from regime.locks import exclusive
 
     settings = settings or get_settings()
-    con = warehouse.connect_readonly(settings.warehouse_path)
-    try:
-        found = rules.evaluate(con, as_of, settings)
-        new = outbox.enqueue(settings.state_dir, as_of, found)
-        waiting = outbox.pending(settings.state_dir)
-        png = _chart(con, waiting[0], as_of, settings) if waiting else None
-    finally:
-        con.close()
-    log.info("alerts: %d found, %d new, %d pending", len(found), new, len(waiting))
-    if not waiting:
-        return {"found": len(found), "new": new, "sent": 0}
-    keys = [a["alert_key"] for a in waiting]
-    msg = mail.compose(waiting, mail.sender(settings.smtp_conn_id), list(settings.alert_to), png,
-                       as_of.isoformat())
-    try:
-        mail.send(msg, settings.smtp_conn_id)
-    except Exception as exc:
-        outbox.mark(settings.state_dir, keys, ok=False, error=f"{exc.__class__.__name__}: {exc}")
-        raise
-    outbox.mark(settings.state_dir, keys, ok=True)
+    with exclusive(settings.state_dir / "alerts.lock", "the alert outbox"):
+        con = warehouse.connect_readonly(settings.warehouse_path)
+        try:
+            found = rules.evaluate(con, as_of, settings)
+            new = outbox.enqueue(settings.state_dir, as_of, found)
+            waiting = outbox.pending(settings.state_dir)
+            png = _chart(con, waiting[0], as_of, settings) if waiting else None
+        finally:
+            con.close()
+        log.info("alerts: %d found, %d new, %d pending", len(found), new, len(waiting))
+        if not waiting:
+            return {"found": len(found), "new": new, "sent": 0}
+        keys = [a["alert_key"] for a in waiting]
+        msg = mail.compose(waiting, mail.sender(settings.smtp_conn_id), list(settings.alert_to), png,
+                           as_of.isoformat())
+        try:
+            mail.send(msg, settings.smtp_conn_id)
+        except Exception as exc:
+            outbox.mark(settings.state_dir, keys, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            raise
+        outbox.mark(settings.state_dir, keys, ok=True)
     log.info("sent %r to %s", msg["Subject"], ", ".join(settings.alert_to))
     return {"found": len(found), "new": new, "sent": len(keys), "subject": msg["Subject"]}
 

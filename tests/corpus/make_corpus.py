@@ -11,7 +11,7 @@ finds it in a mirror, what it is, and the outcome the parser and the ingest must
               (and naming the source and the file); nothing reaches the lake, the bytes are quarantined
     repaired  both accept the file; `expect` says what was repaired; the lake holds valid rows only
     gap       a known gap: accepted today although it should be an error containing `expect` (the test is an
-              expected failure until the parser is fixed; docs/reliability.md lists them)
+              expected failure until the parser is fixed; docs/reliability.md lists them; none left since #9)
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Corpus:
         path.write_bytes(data)
         same_as = ""
         if outcome == "repaired" and any(word in expect for word in ("BOM", "sorted", "by name", "duplicate",
-                                                                      "repeated")):
+                                                                      "repeated", "line ends")):
             same_as = next(r["file"] for r in self.rows if r["source"] == source and r["outcome"] == "valid")
         self.rows.append({"file": f"{source}/{name}", "source": source, "mirror_path": mirror_path,
                           "subject": subject, "day": day, "outcome": outcome, "expect": expect,
@@ -104,15 +104,14 @@ def cboe(c: Corpus) -> None:
     add("html_with_200.csv", HTML, "error", "an HTML page, not a CSV file", "a bot-check page served with HTTP 200")
     add("empty.csv", b"", "error", "empty file", "zero bytes")
     add("header_only.csv", joined([header]), "error", "no data rows", "the header and nothing else")
-    gap = "gap"  # accepted today although it should fail: see docs/reliability.md, known gaps
-    cuts = [(gap, "truncated"), ("error", "has 2 fields, expected 5"), (gap, "truncated")]
-    for n, (outcome, expect) in enumerate(cuts):
+    cut_short = "truncated: the file does not end with a line end"
+    for n, expect in enumerate([cut_short, "has 2 fields, expected 5", cut_short]):
         data, offset = c.cut(good)
-        add(f"truncated_{n + 1}.csv", data, outcome, expect,
-            f"cut at byte {offset} of {len(good)}" + (" (inside the last close: a shorter number)" if outcome == gap
-                                                      else ""))
+        add(f"truncated_{n + 1}.csv", data, "error", expect,
+            f"cut at byte {offset} of {len(good)}" + (" (inside the last close: a shorter number)"
+                                                      if expect == cut_short else ""))
     last = good.rstrip(b"\n")
-    add("truncated_in_last_number.csv", last[:last.rindex(b",") + 3], gap, "truncated",
+    add("truncated_in_last_number.csv", last[:last.rindex(b",") + 3], "error", cut_short,
         f"cut two digits into the last close ({last[last.rindex(b',') + 1:].decode()} becomes 22)")
     add("utf16.csv", good.decode().encode("utf-16"), "error", "not UTF-8 text", "UTF-16 with its BOM")
     latin = joined(["DATE,OPEN,HIGH,LOW,CLOSE", *body[:-1], body[-1] + ",clôture provisoire"]).decode()
@@ -135,8 +134,9 @@ def cboe(c: Corpus) -> None:
     add("inf_close.csv", edit(7, 4, "inf"), "error", "is not a finite number", "close inf")
     add("negative_close.csv", edit(9, 4, "-" + close), "error", "is not positive", "a negative close")
     add("zero_close.csv", edit(9, 4, "0.000000"), "error", "is not positive", "a zero close")
-    add("negative_open.csv", edit(9, 1, "-" + body[9].split(",")[1]), "gap", "is not positive",
-        "a negative open with a valid close (the gate blocks it later: prices open > 0)")
+    opening = body[9].split(",")[1]
+    add("negative_open.csv", edit(9, 1, "-" + opening), "error", f"line 11: open {-float(opening)} is not positive",
+        "a negative open with a valid close")
     add("duplicate_dates.csv", joined([header, *body[:12], body[11], *body[12:]]), "error", "duplicated dates",
         "one row repeated exactly")
     shuffled = body[:]
@@ -144,9 +144,10 @@ def cboe(c: Corpus) -> None:
     add("out_of_order.csv", joined([header, *shuffled]), "repaired", "rows sorted by date", "rows shuffled")
     add("future_date.csv", joined([header, *body, "07/17/2099,2000,2010,1990,2005"]), "error", "is in the future",
         "a row dated 2099")
-    add("cr_line_ends.csv", joined([header, *body], "\r"), gap, "",
-        "classic Mac line ends (CR only): csv.Error escapes the parser")
-    add("only_separators.csv", b",,,,\n,,,,\n", gap, "", "commas and nothing else: IndexError escapes the parser")
+    add("cr_line_ends.csv", joined([header, *body], "\r"), "repaired", "CR line ends read",
+        "classic Mac line ends (CR only)")
+    add("only_separators.csv", b",,,,\n,,,,\n", "error", "no header and no data: only blank lines or separators",
+        "commas and nothing else")
     iso = [f"{d[6:10]}-{d[0:2]}-{d[3:5]}" + r[10:] for r in body for d in [r[:10]]]
     add("iso_dates.csv", joined([header, *iso]), "error", "is not MM/DD/YYYY", "dates as YYYY-MM-DD")
 
@@ -189,8 +190,8 @@ def occ(c: Corpus) -> None:
     add("negative.csv", edit(3, 0, "-" + quantity), "error", "negative quantity", "a negative quantity")
     add("nan.csv", edit(3, 0, "NaN"), "error", "is not a whole number", "quantity NaN")
     add("decimal.csv", edit(3, 0, quantity + ".5"), "error", "is not a whole number", "a fractional quantity")
-    add("duplicate_row.csv", joined([header, *body[:4], body[3], *body[4:]], "\r\n"), "gap",
-        "duplicated row", "one row repeated exactly: its volume is counted twice")
+    add("duplicate_row.csv", joined([header, *body[:4], body[3], *body[4:]], "\r\n"), "error",
+        "line 6: duplicated row (the same as line 5", "one row repeated exactly (its volume would count twice)")
     add("other_date.csv", edit(4, 6, "07/15/2024"), "error",
         "actdate 2024-07-15, but this file should hold 2024-07-16", "a row of the previous day")
     add("future_actdate.csv", edit(4, 6, "07/16/2099"), "error",

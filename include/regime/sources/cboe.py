@@ -2,7 +2,7 @@
 
 Cboe publishes two layouts: `DATE,OPEN,HIGH,LOW,CLOSE` and the single-value `DATE,<SYM>`; dates are
 MM/DD/YYYY. Both parse to the canonical frame (date, open, high, low, close), with open/high/low NULL for
-the single-value layout.
+the single-value layout. Every real file ends with a line end: one that does not was cut short (SourceError).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     except UnicodeDecodeError as exc:
         raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    rows = _rows(text, fail)
     header = [h.strip().upper() for h in rows[0]]
     if "DATE" not in header:
         raise fail(f"no DATE column in header {rows[0]}")
@@ -67,6 +66,9 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     for lineno, row in enumerate(body, start=2):
         if len(row) != width:
             raise fail(f"line {lineno} has {len(row)} fields, expected {width} (truncated file?): {row}")
+    if not _ends_with_line_end(text):
+        raise fail(f"truncated: the file does not end with a line end, so its last line may be cut short: "
+                   f"{','.join(body[-1])!r}")
 
     frame = pd.DataFrame(body, columns=header)
     out = pd.DataFrame({"date": pd.to_datetime(frame["DATE"].str.strip(), format="%m/%d/%Y", errors="coerce")})
@@ -88,9 +90,11 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     out = out[COLUMNS]
     out["date"] = out["date"].dt.date
 
-    if (out["close"] <= 0).any():
-        i = int((out["close"] <= 0).idxmax())
-        raise fail(f"line {i + 2}: close {out['close'].iloc[i]} is not positive")
+    for col in ("close", "open", "high", "low"):  # NULL (the single-value layout) compares False: accepted
+        bad = out[col] <= 0
+        if bad.any():
+            i = int(bad.idxmax())
+            raise fail(f"line {i + 2}: {col} {out[col].iloc[i]} is not positive")
     dup = out["date"].duplicated(keep=False)
     if dup.any():
         raise fail(f"duplicated dates: {sorted({d.isoformat() for d in out.loc[dup, 'date']})[:5]}")
@@ -100,3 +104,24 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     if out["date"].iloc[-1] > limit:
         raise fail(f"date {out['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
     return out
+
+
+def _rows(text: str, fail) -> list[list[str]]:
+    """The CSV rows holding a value (blank or separator-only lines dropped); SourceError if none or unreadable."""
+    try:  # newline="": the csv module reads LF, CRLF and CR line ends itself (and line breaks inside quotes)
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # e.g. a stray quote that swallows the rest of the file: "field larger than field limit"
+        raise fail(f"not a readable CSV file ({exc})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise fail("no header and no data: only blank lines or separators")
+    return rows
+
+
+def _ends_with_line_end(text: str) -> bool:
+    """Whether the last line holding anything but blanks and separators ends with a line end.
+
+    Every real Cboe file does (the reference mirror's five, the five in formats/, the bundled sample): a file cut
+    inside its last line keeps every field, only shorter (a close of 2245.79 cut to 22), so this is the one sign."""
+    tail = text[max(text.rfind("\n"), text.rfind("\r")) + 1:]
+    return not tail.replace(",", "").strip()

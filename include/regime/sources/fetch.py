@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "regime-monitor/0.1 (small-cap regime monitor; daily batch of public end-of-day files)"
 RETRY_STATUS = {403, 429, 500, 502, 503, 504}
+# retried: no answer, or an answer cut short (a body shorter than announced, a compressed body that does not inflate)
+RETRY_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError)
 MAX_RETRY_AFTER = 60.0
 
 
@@ -77,7 +80,7 @@ def fetch_http(url: str, name: str, source: str, timeout: float, attempts: int =
     def _get() -> requests.Response:
         try:
             response = http.get(url, timeout=timeout, headers={"User-Agent": USER_AGENT})
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except RETRY_ERRORS as exc:
             log.warning("%s: %s: %s, retrying", source, url, exc.__class__.__name__)
             raise _Retryable(f"{exc.__class__.__name__}: {exc}") from exc
         if response.status_code in RETRY_STATUS:

@@ -13,7 +13,7 @@ thousands separators, no decimals); `actype` is C customer, F firm, M market mak
 
 OCC counts both sides of every trade (each contract appears once for the buyer's account type and once for
 the seller's), so the quantities are *sides*; summed per `porc` they are about twice the contracts traded.
-`parse` keeps them as OCC states them.
+`parse` keeps them as OCC states them. A row repeated exactly (every field) is an error, never summed twice.
 
 Answers that are not the CSV come back with HTTP 200 and a short text body:
 
@@ -143,6 +143,7 @@ def parse(data: bytes, location: str, underlying: str, day: date) -> pd.DataFram
     ends_cleanly = text.endswith(("\n", "\r"))
     width = len(HEADER)
     call = put = 0
+    seen: dict[tuple[str, ...], int] = {}  # a row's fields -> the line it was first on
     for i, (lineno, row) in enumerate(body_rows):
         last = i == len(body_rows) - 1
         fields = row[:-1] if len(row) == width + 1 and row[-1] == "" else row
@@ -176,6 +177,9 @@ def parse(data: bytes, location: str, underlying: str, day: date) -> pd.DataFram
             raise fail(f"line {lineno}: actdate {actdate!r} is not MM/DD/YYYY{hint}") from None
         if when != day:
             raise fail(f"line {lineno}: actdate {when.isoformat()}, but this file should hold {day.isoformat()}")
+        if (first := seen.setdefault(tuple(fields), lineno)) != lineno:
+            raise fail(f"line {lineno}: duplicated row (the same as line {first}: {','.join(fields)}); OCC lists "
+                       "each option root, account type, call/put and exchange once, so its volume would count twice")
         if porc == "C":
             call += int(quantity)
         else:

@@ -26,7 +26,7 @@ from regime.config import get_settings
 OLD, NEW = date(2024, 7, 10), date(2024, 7, 17)
 
 WRITER = """
-import contextlib, json, logging, sys, time
+import contextlib, json, logging, os, sys, time
 from datetime import date
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 from regime import locks, pipeline
@@ -38,6 +38,9 @@ exclusive = locks.exclusive
 def traced(path, what, timeout={timeout}, poll=0.2):
     with exclusive(path, what, timeout=timeout, poll=poll):
         print(json.dumps({{"event": "locked", "what": what, "t": time.time()}}), flush=True)
+        hold = {hold!r}  # keep the lock until the test says so (a file appears): no race with slower writers
+        while hold and what == "the warehouse" and not os.path.exists(hold):
+            time.sleep(0.05)
         try:
             yield
         finally:
@@ -77,8 +80,9 @@ with open(out, "w") as log:
 """
 
 
-def _writer(tmp_path, env, as_of: date, name: str, timeout: float = 600) -> Child:
-    return Child(WRITER.format(timeout=timeout, as_of=as_of.isoformat()), env, tmp_path / "logs", name)
+def _writer(tmp_path, env, as_of: date, name: str, timeout: float = 600, hold=None) -> Child:
+    return Child(WRITER.format(timeout=timeout, as_of=as_of.isoformat(), hold=hold and str(hold)), env,
+                 tmp_path / "logs", name)
 
 
 def _events(child: Child) -> dict[str, float]:
@@ -130,13 +134,16 @@ def test_writers_take_turns_and_readers_see_only_whole_versions(tmp_path, data_d
     reader = Child(READER.format(tables=sorted(versions[NEW.isoformat()]), seconds=240, max_reads=20_000), env,
                    tmp_path / "logs", "reader", args=(str(data_dir / "warehouse.duckdb"), str(stop), str(seen_log)))
     try:
-        first = _writer(tmp_path, env, OLD, "w1-old")
+        release = tmp_path / "release-first"
+        first = _writer(tmp_path, env, OLD, "w1-old", hold=release)
         _wait_until(lambda: "locked" in _events(first) or first.proc.poll() is not None, 120, "the first writer")
         assert lock_file.read_text() == f"pid {first.proc.pid}"
         impatient = _writer(tmp_path, env, NEW, "w2-new-short-timeout", timeout=1.5)
         patient = _writer(tmp_path, env, NEW, "w3-new")
         assert impatient.wait(120) != 0
+        _wait_until(lambda: "waiting" in patient.stderr() or patient.proc.poll() is not None, 120, "the patient one")
         assert patient.proc.poll() is None  # still waiting for the lock
+        release.write_text("go")
         assert first.wait(300) == 0, first.stderr()[-3000:]
         _wait_until(lambda: "locked" in _events(patient) or patient.proc.poll() is not None, 60, "the second writer")
         last = _writer(tmp_path, env, OLD, "w4-old")

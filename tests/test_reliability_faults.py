@@ -205,6 +205,34 @@ def test_a_body_that_does_not_decompress_is_retried_then_fails_as_a_source_error
     assert len(up.requests) == 2
 
 
+def test_a_redirect_loop_fails_at_once_as_a_source_error():
+    with Upstream() as up:
+        url = up.route("/RUT_History.csv", status=302, headers={"Location": "/RUT_History.csv"})
+        with pytest.raises(SourceError, match=r"^cboe: .*: TooManyRedirects: Exceeded 30 redirects"):
+            fetch.fetch_http(url, "RUT_History.csv", "cboe", timeout=2, attempts=3)
+    assert len(up.requests) == 31  # followed 30 times, then given up, not retried
+
+
+def test_an_error_answer_says_what_the_upstream_said():
+    """A 404 or 400 body in plain text or JSON (e.g. Yahoo's 'No data found, symbol may be delisted') is quoted,
+    on one line and cut short; an HTML error page is not."""
+    from regime.sources.errors import SourceMissing
+
+    said = b'{"chart":{"result":null,\n "error":{"code":"Not Found","description":"No data found, symbol may be ' \
+           b'delisted"}}}' + b" " * 500
+    with Upstream() as up:
+        missing = up.route("/x.json", said, status=404)
+        bad = up.route("/y.json", b"x" * 400, status=400)
+        html = up.route("/z.json", b"<html><body>Bad Request</body></html>", status=400)
+        with pytest.raises(SourceMissing, match=r"HTTP 404 not found: \{\"chart\":\{\"result\":null, \"error\".*"
+                                                r"symbol may be delisted\"\}\}\}$"):
+            fetch.fetch_http(missing, "x.json", "yahoo", timeout=2)
+        with pytest.raises(SourceError, match=r"HTTP 400: x{160}\.\.\.$"):
+            fetch.fetch_http(bad, "y.json", "yahoo", timeout=2)
+        with pytest.raises(SourceError, match=r"HTTP 400$"):
+            fetch.fetch_http(html, "z.json", "yahoo", timeout=2)
+
+
 # ------------------------------------------------------------------------------------------------ SMTP
 
 

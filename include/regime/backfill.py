@@ -36,15 +36,6 @@ def _save(path: Path, done: set[str]) -> None:
     write_bytes_atomic(path, json.dumps({"done": sorted(done)}, indent=1).encode())
 
 
-def _sweep(settings: Settings, dataset: str) -> None:
-    """What a killed earlier ingest of `dataset` may have left half-written, swept as pipeline.ingest does it (the
-    caller holds the dataset's ingest lock)."""
-    from regime.lake import sweep_temp
-
-    source = pipeline.RAW_FOLDERS[dataset]
-    sweep_temp(settings.lake_dir / dataset, settings.raw_dir / source, settings.quarantine_dir / source)
-
-
 def plan(start: date, end: date) -> list[tuple[str, list[date]]]:
     """The steps of a backfill: (step name, OCC days or [])."""
     import pandas as pd
@@ -84,7 +75,7 @@ def run(start: date, end: date, settings: Settings, alerts: bool = False, restar
                 summary["skipped"] += 1
             elif name.startswith("ingest options_volume"):
                 with exclusive(settings.state_dir / "ingest-options_volume.lock", "ingest of options_volume"):
-                    _sweep(settings, "options_volume")
+                    pipeline.sweep_ingest(settings, "options_volume")
                     summary["occ_files"] += ingest_occ(settings, end, days=days).files
             elif name.startswith("ingest "):
                 pipeline.ingest(name.split()[1], end, settings)

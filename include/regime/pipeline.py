@@ -11,8 +11,18 @@ from regime import lake, warehouse
 from regime.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
-# dataset -> its source's folder under raw/ and quarantine/ (swept with the dataset's lake folder)
-RAW_FOLDERS = {"index_prices": "cboe", "options_volume": "occ", "cftc_tff": "cftc", "etf_nav": "etf"}
+# dataset -> its sources' folders under raw/ and quarantine/ (swept with the dataset's lake folder)
+RAW_FOLDERS = {"index_prices": ("cboe", "yahoo"), "options_volume": ("occ",), "cftc_tff": ("cftc",),
+               "etf_nav": ("etf",)}
+
+
+def sweep_ingest(settings: Settings, dataset: str) -> list[Path]:
+    """Remove what a killed earlier ingest of `dataset` may have left half-written (its temporary files in the
+    lake, raw and quarantine folders); call it holding the dataset's ingest lock."""
+    folders = [settings.lake_dir / dataset]
+    for source in RAW_FOLDERS[dataset]:
+        folders += [settings.raw_dir / source, settings.quarantine_dir / source]
+    return lake.sweep_temp(*folders)
 
 
 def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
@@ -22,8 +32,7 @@ def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / f"ingest-{dataset}.lock", f"ingest of {dataset}"):
-        source = RAW_FOLDERS[dataset]  # what a killed earlier run of this ingest may have left half-written
-        lake.sweep_temp(settings.lake_dir / dataset, settings.raw_dir / source, settings.quarantine_dir / source)
+        sweep_ingest(settings, dataset)
         result = INGESTERS[dataset](settings, as_of)
     if result.missing:
         log.warning("%s: not available upstream, skipped: %s", dataset, ", ".join(result.missing[:20]))

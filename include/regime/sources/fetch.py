@@ -83,6 +83,8 @@ def fetch_http(url: str, name: str, source: str, timeout: float, attempts: int =
         except RETRY_ERRORS as exc:
             log.warning("%s: %s: %s, retrying", source, url, exc.__class__.__name__)
             raise _Retryable(f"{exc.__class__.__name__}: {exc}") from exc
+        except requests.RequestException as exc:  # not worth retrying: a redirect loop, a malformed URL, ...
+            raise SourceError(source, url, f"{exc.__class__.__name__}: {exc}") from exc
         if response.status_code in RETRY_STATUS:
             log.warning("%s: %s: HTTP %s, retrying", source, url, response.status_code)
             raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
@@ -93,10 +95,20 @@ def fetch_http(url: str, name: str, source: str, timeout: float, attempts: int =
     except _Retryable as exc:
         raise SourceError(source, url, f"gave up after {attempts} attempts: {exc}") from exc
     if response.status_code == 404:
-        raise SourceMissing(source, url, "HTTP 404 not found")
+        raise SourceMissing(source, url, "HTTP 404 not found" + _excerpt(response))
     if response.status_code != 200:
-        raise SourceError(source, url, f"HTTP {response.status_code}")
+        raise SourceError(source, url, f"HTTP {response.status_code}" + _excerpt(response))
     return Fetched(name=name, location=url, data=response.content, fetched_at=datetime.now(UTC))
+
+
+def _excerpt(response: requests.Response, limit: int = 160) -> str:
+    """': <the start of the body>' as one line of text (what an error answer says, e.g. Yahoo's "No data found,
+    symbol may be delisted"), or '' for an empty or HTML body."""
+    data = response.content[:4096]
+    if not data.strip() or looks_like_html(data):
+        return ""
+    text = " ".join(data.decode("utf-8", errors="replace").split())
+    return ": " + (text[:limit] + "..." if len(text) > limit else text)
 
 
 def looks_like_html(data: bytes) -> bool:

@@ -72,7 +72,7 @@ def expectations(run: RunContext) -> list:
                                           row_condition=_PRICE, condition_parser="pandas", severity="warning",
                                           notes=f"gap of more than {run.gap_tolerance_sessions} NYSE sessions"),
         gxe.ExpectColumnValuesToBeNull(column="stale", severity="warning",
-                                       notes=f"freshness of cboe: every series has a close on or after "
+                                       notes=f"freshness of cboe (and yahoo): every series has a close on or after "
                                              f"{run.fresh_after}"),
         *run.row_count_floor(NAME),
     ]

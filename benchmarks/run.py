@@ -12,7 +12,8 @@ Sections (each step runs in its own subprocess, so that its peak RSS is its own)
              to the lake, the full build (the same SQL and engine), and the pandas reference on the same lake,
              checked equal to the SQL readings, with the ratio pandas / DuckDB
   airflow    `airflow dags test regime_daily` on the sample (temporary AIRFLOW_HOME, local SMTP catcher), the daily
-             path: a warehouse as of the previous session is published first, so the run updates it incrementally
+             path: a warehouse as of the previous session is published first, so the run updates it incrementally;
+             before it, Airflow's fixed floor: `airflow version`, and `dags test` of a one-task no-op DAG
 
     .venv/bin/python benchmarks/run.py                      # everything (make bench)
     .venv/bin/python benchmarks/run.py --only sample history
@@ -277,26 +278,126 @@ def w_pandas(path: str) -> dict:
             "seconds": t2 - t0}
 
 
-def w_dags_test(as_of: str, home: str) -> dict:
-    """`airflow dags test regime_daily <as_of>` with a local SMTP catcher; per-task times from its log."""
+def w_dags_test(as_of: str, home: str, dag_id: str = "regime_daily", dags_folder: str | None = None) -> dict:
+    """`airflow dags test <dag_id> <as_of>` with a local SMTP catcher; per-task times from its log, and CPU time
+    (user + system of the `airflow` process, sampled every 20 ms and read over each phase's time window): on a
+    shared machine CPU seconds are steadier than wall seconds."""
     import resource
 
     from regime.mailcatcher import MailCatcher
 
     airflow = str(Path(sys.executable).with_name("airflow"))
-    env = {**os.environ, **airflow_env(home)}
+    env = {**os.environ, **airflow_env(home, dags_folder)}
     with MailCatcher() as catcher:
         env["AIRFLOW_CONN_SMTP_DEFAULT"] = catcher.connection_uri_json()
-        start = time.perf_counter()
-        done = subprocess.run([airflow, "dags", "test", "regime_daily", as_of], env=env, capture_output=True,
-                              text=True, timeout=900)
-        seconds = time.perf_counter() - start
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start, wall = time.time(), time.perf_counter()
+        proc = subprocess.Popen([airflow, "dags", "test", dag_id, as_of], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        samples, stop = [(start, 0.0)], threading.Event()
+        sampler = threading.Thread(target=_sample_cpu, args=(proc.pid, samples, stop), daemon=True)
+        sampler.start()
+        try:
+            log, _ = proc.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        finally:
+            stop.set()
+            sampler.join()
+        seconds = time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         mails = len(catcher.messages)
-    log = done.stdout + done.stderr
-    Path(home, "dags-test.log").write_text(log)
-    if done.returncode != 0:
-        raise RuntimeError(f"airflow dags test failed:\n{log[-3000:]}")
-    return {"seconds": seconds, "tasks": task_times(log), "mails": mails,
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    samples.append((start + seconds, cpu))
+    Path(home, "dags-test.log" if dag_id == "regime_daily" else f"dags-test-{dag_id}.log").write_text(log)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow dags test {dag_id} failed:\n{log[-3000:]}")
+    tasks = task_times(log)
+    for name, t in tasks.items():
+        if not name.startswith("_"):
+            t["cpu"] = _cpu_between(samples, t["start"], t["start"] + t["seconds"])
+            t["work_cpu"] = _cpu_between(samples, t["work_start"], t["work_start"] + t["work"]) \
+                if "work_start" in t else 0.0
+            for part in t.get("parts", {}).values():
+                part["cpu"] = _cpu_between(samples, part["start"], part["start"] + part["seconds"])
+    span = tasks["_span"]
+    span["before"], span["after"] = span["first_start"] - start, start + seconds - span["last_end"]
+    span["before_cpu"] = _cpu_between(samples, start, span["first_start"])
+    span["after_cpu"] = _cpu_between(samples, span["last_end"], start + seconds)
+    return {"seconds": seconds, "tasks": tasks, "mails": mails, "airflow_cpu_seconds": cpu,
+            "peak_rss_mb": after.ru_maxrss / 1024}
+
+
+def _sample_cpu(pid: int, samples: list, stop: threading.Event, every: float = 0.02) -> None:
+    """Append (time, CPU seconds so far) of process `pid`, from /proc/<pid>/stat, until `stop` is set."""
+    tick = os.sysconf("SC_CLK_TCK")
+    while not stop.is_set():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            samples.append((time.time(), (int(fields[11]) + int(fields[12])) / tick))  # utime + stime
+        except (OSError, IndexError, ValueError):  # exited, or not yet readable
+            pass
+        stop.wait(every)
+
+
+def _cpu_between(samples: list, t0: float, t1: float) -> float:
+    """CPU seconds used between t0 and t1, interpolated between the samples around each."""
+
+    def at(t: float) -> float:
+        previous = samples[0]
+        for sample in samples:
+            if sample[0] >= t:
+                if sample[0] == previous[0]:
+                    return sample[1]
+                return previous[1] + (sample[1] - previous[1]) * (t - previous[0]) / (sample[0] - previous[0])
+            previous = sample
+        return samples[-1][1]
+
+    return max(0.0, at(t1) - at(t0))
+
+
+# `dags test` of this DAG is what Airflow costs whatever the DAG does: the fixed floor of a `dags test` run
+FLOOR_DAG_ID = "airflow_floor"
+FLOOR_DAG = f'''"""One task that does nothing: `airflow dags test` of it is Airflow's own cost (benchmarks/run.py)."""
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{FLOOR_DAG_ID}", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def {FLOOR_DAG_ID}():
+    @task(retries=0)
+    def noop() -> None:
+        return None
+
+    noop()
+
+
+{FLOOR_DAG_ID}()
+'''
+
+
+def w_cli_startup(home: str, repeat: int = 3) -> dict:
+    """`airflow version` `repeat` times: the interpreter, `import airflow` and the CLI, which every `airflow ...`
+    command pays; the median wall and CPU time."""
+    import resource
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    runs = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run([airflow, "version"], env={**os.environ, **airflow_env(home)}, capture_output=True,
+                              text=True, timeout=300)
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
+        runs.append((seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime))
+    walls, cpus = sorted(r[0] for r in runs), sorted(r[1] for r in runs)
+    return {"seconds": walls[len(walls) // 2], "airflow_cpu_seconds": cpus[len(cpus) // 2], "runs": runs,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
@@ -324,7 +425,8 @@ def w_publish_day(as_of: str) -> dict:
 
 WORKERS = {"ingest": w_ingest, "build": w_build, "update": w_update, "compare": w_compare, "history": w_history,
            "panel_lake": w_panel_lake, "panel_queries": w_panel_queries, "pandas": w_pandas,
-           "dags_test": w_dags_test, "migrate": w_migrate, "publish_day": w_publish_day}
+           "dags_test": w_dags_test, "migrate": w_migrate, "publish_day": w_publish_day,
+           "cli_startup": w_cli_startup}
 
 
 def _readings(path) -> int:
@@ -395,16 +497,25 @@ def task_times(log: str) -> dict:
             tasks[current]["warehouse"] = (t, float(seconds), what)
         elif re.search(r"\] published \S+warehouse.duckdb", line):
             tasks[current]["published"] = t
+        elif (imported := re.search(r"\] imported the pipeline and the validation gate .*? in ([0-9.]+) s", line)):
+            tasks[current]["imports"] = float(imported.group(1))
     out = {}
     for name, t in tasks.items():
         total = t.get("end", t["start"]) - t["start"]
         work = t.get("work_end", 0) - t.get("work_start", 0) if "work_end" in t and "work_start" in t else 0.0
-        out[name] = {"seconds": total, "work": work, "overhead": total - work}
-        if "warehouse" in t and "published" in t:  # build_validate_publish: the build, the gate
+        out[name] = {"start": t["start"], "seconds": total, "work": work, "overhead": total - work}
+        if "work_start" in t:
+            out[name]["work_start"] = t["work_start"]
+        if "warehouse" in t and "published" in t:  # build_validate_publish: imports, the build, the gate
             at, seconds, how = t["warehouse"]
-            out[name]["parts"] = {"before the build (imports, lock, sweep)": at - seconds - t["work_start"],
-                                  f"warehouse: {how}": seconds, "validation gate (Great Expectations)":
-                                  t["published"] - at}
+            edges = [("before the build (imports, lock, sweep)", t["work_start"])]
+            if "imports" in t:
+                edges = [("imports: pipeline, validation gate (Great Expectations)", t["work_start"]),
+                         ("lock, sweep", t["work_start"] + t["imports"])]
+            edges += [(f"warehouse: {how}", at - seconds), ("validation gate (Great Expectations)", at),
+                      ("", t["published"])]
+            out[name]["parts"] = {part: {"start": t0, "seconds": t1 - t0}
+                                  for (part, t0), (_, t1) in zip(edges, edges[1:], strict=False)}
     first = min((t["start"] for t in tasks.values()), default=0.0)
     last = max((t.get("end", 0.0) for t in tasks.values()), default=0.0)
     out["_span"] = {"first_start": first, "last_end": last}
@@ -415,8 +526,8 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def airflow_env(home: str) -> dict:
-    return {"AIRFLOW_HOME": home, "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+def airflow_env(home: str, dags_folder: str | None = None) -> dict:
+    return {"AIRFLOW_HOME": home, "AIRFLOW__CORE__DAGS_FOLDER": dags_folder or str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__EMAIL__FROM_EMAIL": "Regime monitor <regime-monitor@localhost>"}
@@ -551,22 +662,67 @@ class Bench:
         self.add("airflow", "airflow db migrate (set-up, not in the run)", None, migrate["seconds"],
                  migrate["peak_rss_mb"])
         self.run("publish_day", data, env, as_of=SAMPLE_BEFORE)  # yesterday's run, outside Airflow
+
+        # Airflow's fixed cost, whatever the DAG does: the CLI start-up, and `dags test` of a one-task no-op DAG
+        # (its own DAG folder, same home and metadata DB)
+        cli = self.run("cli_startup", data, env, home=str(home))
+        self.add("airflow", "airflow version: interpreter + import airflow + CLI (median of 3)", None,
+                 cli["seconds"], cli["peak_rss_mb"], cli["airflow_cpu_seconds"])
+        floor_dags = self.work / "airflow-floor-dags"
+        floor_dags.mkdir(parents=True, exist_ok=True)
+        (floor_dags / f"{FLOOR_DAG_ID}.py").write_text(FLOOR_DAG)
+        floor = self.run("dags_test", data, env, as_of=SAMPLE_LAST, home=str(home), dag_id=FLOOR_DAG_ID,
+                         dags_folder=str(floor_dags))
+        noop, floor_span = floor["tasks"]["noop"], floor["tasks"]["_span"]
+        self.add("airflow", "dags test of a one-task no-op DAG: Airflow's fixed floor", None, floor["seconds"],
+                 floor["peak_rss_mb"], floor["airflow_cpu_seconds"])
+        self.add("airflow", "before the task (CLI start, DAG parse + sync x2, run created)", None,
+                 floor_span["before"], cpu=floor_span["before_cpu"], indent=True)
+        self.add("airflow", f"noop: Airflow {noop['overhead']:.1f} s (in-process Execution API start)", None,
+                 noop["seconds"], cpu=noop["cpu"], indent=True)
+        self.add("airflow", "after the task (run finished -> exit: interpreter teardown)", None,
+                 floor_span["after"], cpu=floor_span["after_cpu"], indent=True)
+
         run = self.run("dags_test", data, env, as_of=SAMPLE_LAST, home=str(home))
         tasks = {k: v for k, v in run["tasks"].items() if not k.startswith("_")}
         span = run["tasks"]["_span"]
-        work = sum(t["work"] for t in tasks.values())
+        work, work_cpu = sum(t["work"] for t in tasks.values()), sum(t["work_cpu"] for t in tasks.values())
+        run_cpu, floor_cpu = run["airflow_cpu_seconds"], floor["airflow_cpu_seconds"]
         self.add("airflow", f"dags test regime_daily {SAMPLE_LAST}: {len(tasks)} tasks, end to end", None,
-                 run["seconds"], run["peak_rss_mb"])
-        self.add("airflow", "before the first task (CLI start, DAG parse, run created)", None,
-                 run["seconds"] - (span["last_end"] - span["first_start"]), indent=True)
-        for name, t in tasks.items():
-            self.add("airflow", f"{name}: task code {t['work']:.1f} s + Airflow {t['overhead']:.1f} s", None,
-                     t["seconds"], indent=True)
-            for part, seconds in t.get("parts", {}).items():
-                self.add("airflow", f"  {part}", None, seconds, indent=True)
+                 run["seconds"], run["peak_rss_mb"], run_cpu)
+        self.add("airflow", "before the first task (CLI start, DAG parse + sync x2, run created)", None,
+                 span["before"], cpu=span["before_cpu"], indent=True)
+        for i, (name, t) in enumerate(tasks.items()):
+            self.add("airflow", f"{name}: task code {t['work']:.1f} s ({t['work_cpu']:.1f} CPU s) + Airflow "
+                     f"{t['overhead']:.1f} s" + (" (Execution API start)" if i == 0 else ""), None, t["seconds"],
+                     cpu=t["cpu"], indent=True)
+            for part, p in t.get("parts", {}).items():
+                self.add("airflow", f"  {part}", None, p["seconds"], cpu=p["cpu"], indent=True)
+        self.add("airflow", "after the last task (run finished -> exit: interpreter teardown)", None, span["after"],
+                 cpu=span["after_cpu"], indent=True)
+        beyond, beyond_cpu = run["seconds"] - floor["seconds"], run_cpu - floor_cpu
+        self.add("airflow", f"the run less the floor: task code {work:.1f} s ({work_cpu:.1f} CPU s) + the rest",
+                 None, beyond, cpu=beyond_cpu)
+
+        def rest(span_, tasks_):  # CPU s: before the first task, Airflow's share of the tasks, after the last
+            return span_["before_cpu"], sum(t["cpu"] - t["work_cpu"] for t in tasks_.values()), span_["after_cpu"]
+
+        ours, theirs = rest(span, tasks), rest(floor_span, {"noop": noop})
         self.notes.append(f"airflow: task code {work:.1f} s of {run['seconds']:.1f} s end to end "
-                          f"({100 * work / run['seconds']:.0f} %); {run['mails']} alert mail(s) caught")
-        self.results["airflow"] = {"migrate": migrate, "run": run}
+                          f"({100 * work / run['seconds']:.0f} %), {work_cpu:.1f} of {run_cpu:.1f} CPU s "
+                          f"({100 * work_cpu / run_cpu:.0f} %); {run['mails']} alert mail(s) caught")
+        self.notes.append(
+            f"airflow: fixed floor (`dags test` of a no-op DAG, same home) {floor['seconds']:.1f} s, {floor_cpu:.1f} "
+            f"CPU s: {theirs[0]:.1f} before its task, {theirs[1]:.1f} starting it (the in-process Execution API), "
+            f"{theirs[2]:.1f} after it (interpreter teardown); `airflow version` alone {cli['seconds']:.1f} s, "
+            f"{cli['airflow_cpu_seconds']:.1f} CPU s")
+        self.notes.append(
+            f"airflow: the run less the floor {beyond:.1f} s, {beyond_cpu:.1f} CPU s, of which task code "
+            f"{work:.1f} s ({100 * work / beyond:.0f} %), {work_cpu:.1f} CPU s ({100 * work_cpu / beyond_cpu:.0f} %)."
+            f" The rest, CPU s over the floor's: before the first task {ours[0] - theirs[0]:+.1f}, Airflow's share of"
+            f" the tasks {ours[1] - theirs[1]:+.1f} ({len(tasks)} tasks, not 1), after the last "
+            f"{ours[2] - theirs[2]:+.1f} (teardown of the task libraries' modules)")
+        self.results["airflow"] = {"migrate": migrate, "cli_startup": cli, "floor": floor, "run": run}
 
 
 # --------------------------------------------------------------------------- output

@@ -1,5 +1,6 @@
 """The daily DAG run by Airflow itself (`airflow dags test`), on the bundled sample."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -45,9 +46,24 @@ def _tables(path):
         con.close()
 
 
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_run", PROJECT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, mirror):
     done = run_dag(SAMPLE_LAST)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    # the benchmark (make bench) reads each task's Airflow and task-code time from this log
+    times = _bench().task_times(done.stdout + done.stderr)
+    assert sorted(k for k in times if not k.startswith("_")) == [
+        "build_validate_publish", "ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices",
+        "ingest_options_volume", "send_alerts", "write_report"]
+    assert all(0 < t["work"] < t["seconds"] for k, t in times.items() if not k.startswith("_"))
+    assert list(times["build_validate_publish"]["parts"])[:2] == [
+        "imports: pipeline, validation gate (Great Expectations)", "lock, sweep"]
     tables = _tables(settings.warehouse_path)
     assert [row[0] for row in tables["prices"]] == ["DJX", "NDX", "RUT", "RVX", "SPX", "VIX"]
     assert all(row[1] == 1394 and str(row[2]) == "2024-07-17" for row in tables["prices"])

@@ -48,6 +48,16 @@ def test_nyse_timetable_skips_exchange_only_closures():
     assert [d for d, _ in runs] == ["2025-01-08", "2025-01-10"]
 
 
+def test_nyse_timetable_shares_the_pipelines_calendar():
+    # one XNYS calendar per process (~0.4 s of CPU to build): `airflow dags test` computes the schedules of the
+    # ingest DAGs and runs the ingest tasks in the same process
+    import regime_timetables
+
+    from regime.calendar import nyse
+
+    assert regime_timetables._calendar() is nyse()
+
+
 def test_nyse_timetable_round_trips_through_serialization():
     timetable = NYSESessionTimetable(delay_minutes=240)
     again = NYSESessionTimetable.deserialize(json.loads(json.dumps(timetable.serialize())))
@@ -101,6 +111,15 @@ print(json.dumps(out))
     assert schedule.startswith("AssetTriggeredTimetable(asset_condition=AssetAny(")  # data-aware: any lake update
     assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "cftc_tff",
                                                                   "etf_nav"))
+
+
+def test_the_build_task_imports_no_chart_library():
+    # the alert rules (build task) format numbers with regime.report.fmt; matplotlib is for write_report only
+    code = ("import sys; from regime.alerts import rules; from regime.report import fmt;"
+            " print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.airflow

@@ -51,6 +51,11 @@ class RunContext:
 
     @cached_property
     def calendar(self):
+        from regime.calendar import nyse
+
+        calendar = nyse()  # the process's cached XNYS calendar, shared with the timetable and the tasks
+        if calendar.last_session >= pd.Timestamp(self.as_of):
+            return calendar
         import exchange_calendars as xcals
 
         return xcals.get_calendar("XNYS", start="1927-01-01", end=f"{self.as_of.year + 1}-12-31")

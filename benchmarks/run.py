@@ -564,7 +564,7 @@ class Bench:
             if s:
                 name = STEP_NAMES.get(part, part)
                 if part == "staging" and "check" in result["steps"]:
-                    name = "staging: lake compared with the copy, new rows applied"
+                    name = "staging: lake journals read (or lake compared), new rows applied"
                 self.add(section, name, s.get("rows") or None, s["seconds"], s.get("peak_rss_mb"), indent=True)
 
     # ---------------------------------------------------------------- sections

@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import threading
 import time
 from datetime import date
 
 import duckdb
 import pytest
-from aiosmtpd.controller import Controller
 from test_reliability_support import Child, build_info, published_sample, regime_env, tables
 
 from regime import locks, pipeline, state, warehouse
 from regime.config import get_settings
+from regime.mailcatcher import MailCatcher
 
 OLD, NEW = date(2024, 7, 10), date(2024, 7, 17)
 
@@ -220,19 +219,14 @@ class HoldingSMTP:
         return "250 Message accepted for delivery"
 
     def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-        self.controller.start()
-        self.uri = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                               "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 180, "retry_limit": 0,
-                                         "from_email": "regime-monitor@localhost"}})
+        self.server = MailCatcher(handler=self, timeout=180)
+        self.server.start()
+        self.uri = self.server.connection_uri_json()
         return self
 
     def __exit__(self, *exc):
         self.release.set()
-        self.controller.stop()
+        self.server.stop()
 
 
 def _alerts(data_dir) -> list[tuple]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import shutil
 import smtplib
 import socket
@@ -19,12 +18,12 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from test_reliability_support import published_sample
 
 from conftest import SAMPLE_LAST, SAMPLE_MIRROR
 from regime import pipeline, state
 from regime.config import get_settings
+from regime.mailcatcher import MailCatcher
 from regime.sources import cboe, fetch
 from regime.sources.errors import SourceError
 from upstream import Upstream
@@ -278,18 +277,13 @@ class FlakySMTP:
         return "250 Message accepted for delivery"
 
     def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
-        self.controller.start()
-        self.uri = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                               "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0,
-                                         "from_email": "regime-monitor@localhost"}})
+        self.server = MailCatcher(handler=self, timeout=10)
+        self.server.start()
+        self.uri = self.server.connection_uri_json()
         return self
 
     def __exit__(self, *exc):
-        self.controller.stop()
+        self.server.stop()
 
 
 @pytest.fixture

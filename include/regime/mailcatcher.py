@@ -34,14 +34,18 @@ class _Handler:
 class MailCatcher:
     """`with MailCatcher() as mc:` serves SMTP on 127.0.0.1:`mc.port`; `mc.messages` holds what arrived."""
 
-    def __init__(self, folder: Path | None = None, port: int = 0):
+    def __init__(self, folder: Path | None = None, port: int = 0, handler=None, timeout: float = 10):
+        """`handler`: an aiosmtpd handler to serve instead of the catcher's own (tests script SMTP faults with one;
+        `messages` then reads the catcher's own, empty); `timeout`: the client timeout in the connection URI."""
         self.handler = _Handler(folder)
+        self._serve = handler or self.handler
+        self._timeout = timeout
         self._port = port
         self.controller: Controller | None = None
 
     def start(self) -> int:
         port = self._port or _free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=port)
+        self.controller = Controller(self._serve, hostname="127.0.0.1", port=port)
         self.controller.start()
         self._port = port
         return port
@@ -65,7 +69,7 @@ class MailCatcher:
 
         return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
                            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": from_email,
-                                     "timeout": 10, "retry_limit": 0}})
+                                     "timeout": self._timeout, "retry_limit": 0}})
 
     def __enter__(self) -> MailCatcher:
         self.start()

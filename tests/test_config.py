@@ -35,3 +35,11 @@ def test_bad_settings_say_what_is_wrong(monkeypatch, key, value, words):
     monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=words):
         get_settings()
+
+
+def test_a_memory_limit_that_is_not_an_amount_is_refused(monkeypatch):
+    monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ConfigError, match="REGIME_DUCKDB_MEMORY_LIMIT='lots': expected an amount of memory"):
+        get_settings()
+    monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "2GiB")
+    assert get_settings().duckdb_memory_limit == "2GiB"

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from regime import extremes, warehouse
@@ -180,3 +180,140 @@ def test_near_linear_on_a_long_history():
     at_least = np.flatnonzero(earlier >= value[i])
     assert got.above[i] == (at_least[-1] if len(at_least) else -1)
     assert got.pct_rank[i] == pytest.approx((np.sum(earlier <= value[i]) + 1) / (i + 1))
+
+
+# --------------------------------------------------------------------------- the incremental path (extremes.update)
+
+STATE = ("marts.extremes", "internal.extremes_series", "internal.extremes_frontier", "internal.extremes_ranks")
+SPECIAL = {4: -0.0, 5: float("nan"), 6: float("inf"), 7: None}  # value codes beyond the small integers
+
+
+def _tables(con) -> dict[str, list]:
+    """Every row of marts.extremes and of the update's state tables, sorted (the ranks' BLOBs as number lists)."""
+    out = {}
+    for table in STATE:
+        rows = con.execute(f"select * from {table}").fetchall()
+        if table == "internal.extremes_ranks":
+            rows = [(*r[:-2], np.frombuffer(r[-2], "<f8").tolist(), r[-1] and np.frombuffer(r[-1], "<i4").tolist())
+                    for r in rows]
+        out[table] = sorted(rows, key=repr)
+    return out
+
+
+_FULL = _indicators([])
+_INCREMENTAL = _indicators([])
+
+
+def _reading(code: int) -> float | None:
+    return SPECIAL[code] if code in SPECIAL else code / 2
+
+
+updates_strategy = st.lists(  # (days back from the as-of date to `since`, days forward to the new as-of date, revise?)
+    st.tuples(st.integers(0, 12), st.integers(0, 9), st.booleans()), min_size=1, max_size=6)
+history_strategy = st.lists(  # per series: (gap in days, value code: -3..3 halves, -0.0, NaN, inf, NULL)
+    st.lists(st.tuples(st.integers(1, 3), st.integers(-3, 7)), min_size=1, max_size=60), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history_strategy, updates_strategy, st.integers(0, 80), st.integers(1, 3), st.integers(0, 2**32 - 1),
+       st.sampled_from([D0, date(1969, 11, 20)]))
+def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, seed, start):
+    """A build as of some date, then updates (several days at once, none, from an earlier `since`, lake revisions
+    of the recomputed days that change values or drop readings) give marts.extremes and every state table exactly
+    as a full build of the same readings does. Blocks of 2-8 distinct values and a 6-day horizon, so that blocks
+    split and merge and the frontier is pruned within a few updates; dates on both sides of 1970-01-01."""
+    rng = np.random.default_rng(seed)
+    truth: dict[tuple[str, str, date], float | None] = {}
+    for k, readings in enumerate(series):
+        day = start
+        for gap, code in readings:
+            day += timedelta(days=gap)
+            truth[(["ind_a", "ind_b"][k % 2], f"S{k % 3}", day)] = _reading(code)
+
+    def rows(since: date, until: date) -> list:
+        return [(day, i, s, v) for (i, s, day), v in truth.items() if since < day <= until]
+
+    old = (extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS)
+    extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS = bits, 6
+    try:
+        as_of = start + timedelta(days=first_as_of)
+        con = _indicators(rows(date.min, as_of), _INCREMENTAL)
+        extremes.build(con, {})
+        for back, forward, revise in updates:
+            latest = con.execute("select max(date) from marts.extremes").fetchall()[0][0]
+            since = as_of - timedelta(days=back)
+            if latest is not None:
+                since = max(since, extremes.horizon(latest))
+            as_of = max(as_of, since) + timedelta(days=forward)
+            if revise:  # the lake changed after `since`: other values, readings gone or new, NaN
+                for key in [k for k in truth if since < k[2] <= as_of]:
+                    truth[key] = _reading(int(rng.integers(-3, 8)))
+            con.execute("delete from marts.indicators where date > $since", {"since": since})
+            if rows(since, as_of):
+                con.register("fixture", pd.DataFrame(rows(since, as_of), columns=["date", "i", "s", "v"]))
+                con.execute("insert into marts.indicators select date::date, i, s, v::double from fixture")
+                con.unregister("fixture")
+            try:
+                extremes.update(con, since)
+            except warehouse.NotIncremental:  # the latest reading moved back: warehouse.update rebuilds in full
+                now = con.execute("select max(date) from marts.indicators where isfinite(value)").fetchall()[0][0]
+                assert latest is not None and (now is None or now < latest)
+                event("the latest reading moved back: not incremental")
+                extremes.build(con, {})
+            blocks, stopped = con.execute("select (select count(*) - count(distinct (indicator, subject)) from"
+                                          " internal.extremes_ranks), (select count(until) from"
+                                          " internal.extremes_frontier)").fetchall()[0]
+            event(f"blocks beyond a series' first: {min(blocks, 3)}+, frontier entries kept with until:"
+                  f" {min(stopped, 3)}+")
+            full = _indicators(rows(date.min, as_of), _FULL)
+            extremes.build(full, {})
+            assert _tables(con) == _tables(full)
+    finally:
+        extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS = old
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series_strategy, st.integers(0, 60))
+def test_the_frontier_table_by_its_definition(series, back):
+    """internal.extremes_frontier after a build, read literally: per series and side, every reading with `until` =
+    the date of the first later reading at or beyond it (>= for 'high', <= for 'low'), kept if that is NULL or
+    after the horizon (the latest reading - MAX_INCREMENTAL_DAYS, here `back` days)."""
+    rows = []
+    for k, readings in enumerate(series):
+        day = date(1969, 12, 1)
+        for gap, value in readings:
+            day += timedelta(days=gap)
+            rows.append((day, ["ind_a", "ind_b"][k % 2], f"S{k}", value / 2))
+    old = extremes.MAX_INCREMENTAL_DAYS
+    extremes.MAX_INCREMENTAL_DAYS = back
+    try:
+        con = _indicators(rows, _SHARED)
+        extremes.build(con, {})
+        got = sorted(con.execute("select * from internal.extremes_frontier").fetchall(), key=repr)
+    finally:
+        extremes.MAX_INCREMENTAL_DAYS = old
+    cutoff = max(r[0] for r in rows) - timedelta(days=back)
+    expected = []
+    for (indicator, subject), group in pd.DataFrame(rows, columns=["date", "i", "s", "v"]).groupby(["i", "s"]):
+        group = list(group.sort_values("date").itertuples(index=False))
+        for side, beyond in (("high", lambda a, b: a >= b), ("low", lambda a, b: a <= b)):
+            for n, r in enumerate(group):
+                until = next((later.date for later in group[n + 1:] if beyond(later.v, r.v)), None)
+                if until is None or until > cutoff:
+                    expected.append((indicator, subject, side, r.date, r.v, until))
+    assert got == sorted(expected, key=repr)
+
+
+def test_an_update_from_before_the_horizon_is_refused_and_changes_nothing():
+    """The frontier keeps what stopped being current after the horizon (the latest reading - MAX_INCREMENTAL_DAYS):
+    an update from an earlier `since` cannot be shown equal to a full build; it raises (warehouse.update then
+    rebuilds in full) and, one transaction, leaves every table as it was."""
+    con = _indicators([(d(i), "x", "A", float((i * 7) % 5)) for i in range(60)])
+    extremes.build(con, {})
+    before = _tables(con)
+    since = extremes.horizon(d(59)) - timedelta(days=1)
+    with pytest.raises(warehouse.NotIncremental, match="goes back to"):
+        extremes.update(con, since)
+    assert _tables(con) == before
+    assert extremes.update(con, extremes.horizon(d(59))) == extremes.MAX_INCREMENTAL_DAYS
+    assert _tables(con) == before

@@ -246,3 +246,48 @@ def test_a_file_rewritten_by_another_tool_is_compared_with_the_lake(lake):
 ])
 def test_journal_changes(recorded, journals, expected):
     assert warehouse.journal_changes(recorded, journals) == expected
+
+
+def test_the_extremes_state_is_published_and_an_update_that_cannot_use_it_rebuilds(lake):
+    """marts.extremes' incremental state (internal.*) is in the published file, and a lake that lost its latest day
+    (the latest reading moves back: the state was pruned for the later horizon) is refused by the update, which
+    leaves nothing behind, and rebuilt in full by the pipeline, with the same tables as a full build."""
+    settings = lake
+    previous = _published(settings, SAMPLE_LAST)
+    con = duckdb.connect(str(previous), read_only=True)
+    try:
+        counts = con.execute("select (select count(*) from internal.extremes_series), (select count(*) from"
+                             " internal.extremes_frontier), (select count(*) from internal.extremes_ranks)"
+                             ).fetchall()[0]
+    finally:
+        con.close()
+    assert all(counts)
+    for dataset in datasets.ALL:
+        for path in (settings.lake_dir / dataset.name).rglob("*.parquet"):
+            frame = pd.read_parquet(path)
+            frame[pd.to_datetime(frame[dataset.time_column]).dt.date != SAMPLE_LAST].to_parquet(path, index=False)
+    before = set(settings.build_dir.glob("warehouse-*"))
+    with pytest.raises(warehouse.NotIncremental, match="moved back"):
+        warehouse.update(settings, SAMPLE_LAST, previous)
+    assert set(settings.build_dir.glob("warehouse-*")) == before
+    rebuilt = pipeline.build(SAMPLE_LAST, settings)
+    assert _method(rebuilt)[0] == "full"
+    assert differences(warehouse.build(settings, SAMPLE_LAST), rebuilt) == []
+
+
+def test_builds_run_under_the_configured_duckdb_memory_limit(lake, monkeypatch):
+    """REGIME_DUCKDB_MEMORY_LIMIT reaches the build's and the update's connections (what keeps a large build's
+    peak memory bounded: docs/performance.md): far too little fails in DuckDB, leaving no staging file."""
+    from regime.config import get_settings
+
+    previous = _published(lake, _sessions_before(SAMPLE_LAST, 1))
+    monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "256KB")
+    tiny = get_settings()
+    assert tiny.duckdb_memory_limit == "256KB"
+    for make in (lambda: warehouse.build(tiny, SAMPLE_LAST), lambda: warehouse.update(tiny, SAMPLE_LAST, previous)):
+        with pytest.raises(duckdb.OutOfMemoryException, match="memory limit"):
+            make()
+        assert list(tiny.build_dir.glob("warehouse-*")) == []
+    monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "64MB")
+    assert differences(warehouse.build(get_settings(), SAMPLE_LAST), warehouse.update(get_settings(), SAMPLE_LAST,
+                                                                                      previous)) == []

@@ -22,6 +22,7 @@
 | REGIME_SMALL_CAPS / REGIME_LARGE_CAPS | `IWM,IJR,VTWO` / `SPY,IVV,QQQ` | the two sides of the ETF flow spread |
 | REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
 | REGIME_YAHOO_INDEXES | (empty: off) | optional Yahoo Finance index series Cboe lacks, e.g. `^SP600` (as SP600) |
+| REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while it builds the warehouse (beyond it, it spills to disk) |
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Settings:
     large_caps: tuple[str, ...]
     live_base_url: str | None
     yahoo_indexes: tuple[tuple[str, str], ...] = ()  # (Yahoo symbol, symbol in the lake), e.g. ("^SP600", "SP600")
+    duckdb_memory_limit: str = "1GB"  # DuckDB's buffer pool while building (docs/performance.md: peak memory)
 
     @property
     def warehouse_path(self) -> Path:
@@ -164,6 +166,16 @@ def _number(name: str, default: str, kind: type):
         raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
 
 
+MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def _memory(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip()
+    if not MEMORY.match(value):
+        raise ConfigError(f"{name}={value!r}: expected an amount of memory such as 1GB, 512MB or 2GiB")
+    return value
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now."""
     env = os.environ.get
@@ -196,4 +208,5 @@ def get_settings() -> Settings:
         large_caps=_symbols("REGIME_LARGE_CAPS", "SPY,IVV,QQQ"),
         live_base_url=_base_url(env("REGIME_LIVE_BASE_URL") or None),
         yahoo_indexes=_yahoo_indexes(indexes),
+        duckdb_memory_limit=_memory("REGIME_DUCKDB_MEMORY_LIMIT", "1GB"),
     )

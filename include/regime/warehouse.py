@@ -57,10 +57,15 @@ class NotIncremental(WarehouseError):
     """`update` cannot show that its result would equal a full rebuild (nothing was written): build in full."""
 
 
-def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """A connection to a warehouse file. DuckDB's Python replacement scans are off: a missing table is reported as
-    missing, not resolved to a Python variable or module of the same name in the calling code."""
-    return duckdb.connect(str(path), read_only=read_only, config={"python_enable_replacements": False})
+    missing, not resolved to a Python variable or module of the same name in the calling code. `memory_limit` bounds
+    DuckDB's buffer pool (default: 80 % of RAM, which it fills with blocks it has written and could drop; builds
+    pass Settings.duckdb_memory_limit, beyond which sorts and joins spill to `<file>.tmp/`)."""
+    config = {"python_enable_replacements": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 def read_sql(relpath: str) -> str:
@@ -185,7 +190,7 @@ def build(settings: Settings, as_of: date) -> Path:
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
     journals = lake_journals(settings)  # before the lake is read: a write during the build is seen next time
     params = {**REGIME_RULES, **lake_params(settings, as_of)}
-    con = connect(target)
+    con = connect(target, memory_limit=settings.duckdb_memory_limit)
     try:
         started = clock = time.perf_counter()
         for schema in SCHEMAS:
@@ -241,7 +246,7 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
     try:
         shutil.copyfile(previous, target)
         clock = _done("copy", previous.name, None, clock)
-        con = connect(target)
+        con = connect(target, memory_limit=settings.duckdb_memory_limit)
     except Exception:
         discard(target)
         raise

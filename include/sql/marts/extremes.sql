@@ -5,24 +5,16 @@
 -- pct_rank: readings of the series dated <= this date with value <= this value, over readings dated <= this
 -- date, in (0, 1]. The per-reading columns come from the extremes engine (include/regime/extremes.py), which
 -- reads include/sql/marts/extremes_readings.sql; this model puts the names back (by series_id = hash(indicator,
--- subject)) and types the table.
+-- subject), from include/sql/marts/extremes_series.sql) and types the table.
 with engine as (
 
     select * from extremes_engine
 
 ),
 
-indicators as (
-
-    select indicator, subject, value from marts.indicators
-
-),
-
 series as (
 
-    select distinct indicator, subject, hash(indicator, subject) as series_id  -- as in extremes_readings.sql
-    from indicators
-    where value is not null and isfinite(value)
+    select series_id, indicator, subject from extremes_series_engine
 
 ),
 

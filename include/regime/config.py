@@ -22,7 +22,7 @@
 | REGIME_SMALL_CAPS / REGIME_LARGE_CAPS | `IWM,IJR,VTWO` / `SPY,IVV,QQQ` | the two sides of the ETF flow spread |
 | REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
 | REGIME_YAHOO_INDEXES | (empty: off) | optional Yahoo Finance index series Cboe lacks, e.g. `^SP600` (as SP600) |
-| REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while it builds the warehouse (beyond it, it spills to disk) |
+| REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while building the warehouse (beyond it: spill to disk) |
 """
 
 from __future__ import annotations

@@ -368,6 +368,9 @@ def test_the_sweepers_remove_leftovers_and_keep_what_a_live_process_holds(tmp_pa
     duckdb.connect(str(abandoned)).close()
     orphan_wal = build / "warehouse-2024-07-16-deadbeef.duckdb.wal"
     orphan_wal.write_bytes(b"wal")
+    spilled = build / "warehouse-2024-07-16-deadbeef.duckdb.tmp"  # DuckDB's spill folder of a killed build
+    spilled.mkdir()
+    (spilled / "duckdb_temp_storage_S32K-0.tmp").write_bytes(b"spill")
     empty = datasets.INDEX_PRICES.empty_file(build)  # a cache the builds reuse, not a leftover
     held = build / "warehouse-2024-07-17-0pen0pen.duckdb"
     holder = subprocess.Popen([PYTHON, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(held)!r});"
@@ -375,7 +378,8 @@ def test_the_sweepers_remove_leftovers_and_keep_what_a_live_process_holds(tmp_pa
                                             " time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        assert sorted(warehouse.sweep_builds(settings)) == sorted([abandoned, orphan_wal])
+        assert sorted(warehouse.sweep_builds(settings)) == sorted([abandoned, orphan_wal, spilled])
+        assert not spilled.exists()
         assert held.exists() and empty.exists()
     finally:
         holder.kill()

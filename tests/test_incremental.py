@@ -5,6 +5,8 @@ changed long ago). No timings here: benchmarks/run.py measures them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -291,3 +293,79 @@ def test_builds_run_under_the_configured_duckdb_memory_limit(lake, monkeypatch):
     monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "64MB")
     assert differences(warehouse.build(get_settings(), SAMPLE_LAST), warehouse.update(get_settings(), SAMPLE_LAST,
                                                                                       previous)) == []
+
+
+def _inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+def test_publish_keeps_the_replaced_file_and_the_next_update_takes_it(lake):
+    """publish() hard-links the file it replaces as the spare; update() given the spare updates it in place of a copy
+    of the published file (it is renamed to the staging name: taken, never left half-updated), from its own as-of
+    date, with the same result as a full rebuild."""
+    settings = lake
+    spare = warehouse.spare_path(settings)
+    two_back, one_back = _sessions_before(SAMPLE_LAST, 2), _sessions_before(SAMPLE_LAST, 1)
+    _published(settings, two_back)
+    assert not spare.exists()  # nothing was replaced
+    older = _inode(settings.warehouse_path)
+    warehouse.publish(settings, warehouse.update(settings, one_back, settings.warehouse_path, spare))
+    assert _inode(spare) == older and spare.stat().st_nlink == 1  # the replaced file itself, not a copy
+    updated = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path, spare)
+    assert not spare.exists() and _inode(updated) == older
+    assert _method(updated) == ("incremental", two_back)  # one publication older: one more day recomputed
+    full = warehouse.build(settings, SAMPLE_LAST)
+    assert differences(full, updated) == []
+    warehouse.discard(full)
+    published = _inode(settings.warehouse_path)
+    warehouse.publish(settings, updated)
+    assert _inode(spare) == published and _inode(settings.warehouse_path) == older
+    assert warehouse.sweep_builds(settings) == []  # the spare is not a leftover
+
+
+def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypatch):
+    settings = lake
+    spare = warehouse.spare_path(settings)
+    _published(settings, _sessions_before(SAMPLE_LAST, 2))
+    warehouse.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
+    kept = _inode(spare)
+    code = f"import duckdb, time; c = duckdb.connect({str(spare)!r}, read_only=True); print('open', flush=True);"
+    reader = subprocess.Popen([sys.executable, "-c", code + " time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:  # an analyst still reading the file published before: it is left alone, the published file is copied
+        assert reader.stdout.readline().strip() == "open"
+        copied = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path, spare)
+        assert _inode(spare) == kept and _inode(copied) != kept
+        assert _method(copied) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
+    finally:
+        reader.kill()
+        reader.wait(30)
+    monkeypatch.setenv("REGIME_LARGE_CAPS", "SPY")  # other build parameters: neither file is updatable
+    from regime.config import get_settings
+
+    with pytest.raises(warehouse.NotIncremental, match="fingerprint"):
+        warehouse.update(get_settings(), SAMPLE_LAST, settings.warehouse_path, spare)
+    monkeypatch.undo()
+    assert _inode(spare) == kept
+    later = SAMPLE_LAST  # a spare more than MAX_INCREMENTAL_DAYS old is not taken either
+    monkeypatch.setattr(warehouse, "MAX_INCREMENTAL_DAYS", 0)
+    with pytest.raises(warehouse.NotIncremental, match="more than 0 days"):
+        warehouse.update(settings, later, settings.warehouse_path, spare)
+    assert _inode(spare) == kept
+
+
+def test_a_failed_update_of_the_spare_consumes_it_and_changes_nothing_published(lake, monkeypatch):
+    settings = lake
+    spare = warehouse.spare_path(settings)
+    _published(settings, _sessions_before(SAMPLE_LAST, 2))
+    warehouse.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
+    published = (_inode(settings.warehouse_path), settings.warehouse_path.read_bytes())
+    monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "256KB")
+    from regime.config import get_settings
+
+    with pytest.raises(duckdb.OutOfMemoryException):
+        warehouse.update(get_settings(), SAMPLE_LAST, settings.warehouse_path, spare)
+    assert not spare.exists() and list(settings.build_dir.glob("warehouse-*")) == []
+    assert (_inode(settings.warehouse_path), settings.warehouse_path.read_bytes()) == published
+    monkeypatch.undo()
+    again = pipeline.build(SAMPLE_LAST, settings)  # no spare now: a copy of the published file
+    assert _method(again) == ("incremental", _sessions_before(SAMPLE_LAST, 1))

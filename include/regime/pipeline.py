@@ -45,13 +45,14 @@ def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
 
 def build(as_of: date, settings: Settings | None = None, incremental: bool = True) -> str:
     """Build a staging warehouse as of `as_of`; return its path. With `incremental` (the default: the DAGs and
-    regime-backfill), update a copy of the published warehouse when warehouse.update can show that the result equals
-    a full rebuild (same code and source, built as of `as_of` or earlier, lake unchanged for earlier dates: see
-    docs/performance.md); otherwise, and with incremental=False, rebuild every model from the lake."""
+    regime-backfill), update the file published before (the spare publish() keeps) or else a copy of the published
+    warehouse, when warehouse.update can show that the result equals a full rebuild (same code and source, built as
+    of `as_of` or earlier, lake unchanged for earlier dates: see docs/performance.md); otherwise, and with
+    incremental=False, rebuild every model from the lake."""
     settings = settings or get_settings()
     if incremental and settings.warehouse_path.exists():
         try:
-            return str(warehouse.update(settings, as_of, settings.warehouse_path))
+            return str(warehouse.update(settings, as_of, settings.warehouse_path, warehouse.spare_path(settings)))
         except warehouse.NotIncremental as exc:
             log.info("full rebuild: %s", exc)
     return str(warehouse.build(settings, as_of))

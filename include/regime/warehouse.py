@@ -223,7 +223,7 @@ def build(settings: Settings, as_of: date) -> Path:
     return target
 
 
-def update(settings: Settings, as_of: date, previous: Path) -> Path:
+def update(settings: Settings, as_of: date, previous: Path, spare: Path | None = None) -> Path:
     """Build as of `as_of` by updating a copy of the warehouse `previous` (the published one) and return the new
     staging file's path, with the same content as build(settings, as_of) would give (meta.build_info.built_at and
     meta.build_method aside).
@@ -235,26 +235,40 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
     `as_of`. Every row dated after `since` is deleted and recomputed: indicators from their look-back rows only
     (insert_readings), marts.extremes against the stored history (extremes.update), marts.regime_daily for the new
     sessions. Every row dated up to `since` is kept: it depends only on lake rows dated up to `since`.
+
+    `spare` (pipeline.build passes spare_path(settings)): the file published before `previous`, which publish()
+    keeps. Where it passes the same checks, is within MAX_INCREMENTAL_DAYS of `as_of` and no reader has it open, it
+    is updated instead of a copy of `previous` (taken: renamed to the staging name, so a failed update never leaves
+    a half-updated spare): no copy of the whole file, whose writing and flushing grew with the history. It is one
+    publication older, so its update recomputes one more day.
     """
     from regime import extremes
     from regime.indicators import REGIME_RULES
 
     started = time.perf_counter()
-    built = previous_build(previous)
-    if built is None:
-        raise NotIncremental(f"{previous} has no build record (meta.build_info, meta.build_method) to update from")
-    if built["as_of"] > as_of:
-        raise NotIncremental(f"the published warehouse is as of {built['as_of']}, after {as_of}")
     wanted = {"source": settings.source, "origin": _origin(settings), "fingerprint": fingerprint(settings)}
-    for key, value in wanted.items():
-        if built[key] != value:
-            raise NotIncremental(f"the published warehouse was built with another {key} ({built[key]!r})")
+    built = _updatable(previous, as_of, wanted)
+    base = previous
+    if spare is not None and spare.exists():
+        try:
+            spare_built = _updatable(spare, as_of, wanted)
+            if (as_of - spare_built["as_of"]).days > MAX_INCREMENTAL_DAYS:
+                raise NotIncremental(f"it is as of {spare_built['as_of']}, too old")
+            if _in_use(spare):
+                raise NotIncremental("a reader has it open")
+            base, built = spare, spare_built
+        except NotIncremental as exc:
+            log.info("the spare %s is not used: %s", spare, exc)
     clock = _done("check", previous.name, None, started)
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
     try:
-        shutil.copyfile(previous, target)
-        clock = _done("copy", previous.name, None, clock)
+        if base == spare:
+            os.replace(spare, target)
+            clock = _done("copy", f"{spare.name} (taken, not copied)", None, clock)
+        else:
+            shutil.copyfile(previous, target)
+            clock = _done("copy", previous.name, None, clock)
         con = connect(target, memory_limit=settings.duckdb_memory_limit)
     except Exception:
         discard(target)
@@ -285,6 +299,41 @@ def update(settings: Settings, as_of: date, previous: Path) -> Path:
         raise
     con.close()
     return target
+
+
+def _updatable(path: Path, as_of: date, wanted: dict) -> dict:
+    """The build record of the warehouse at `path` if `update` may start from it; NotIncremental says why not."""
+    built = previous_build(path)
+    if built is None:
+        raise NotIncremental(f"{path} has no build record (meta.build_info, meta.build_method) to update from")
+    if built["as_of"] > as_of:
+        raise NotIncremental(f"the warehouse {path.name} is as of {built['as_of']}, after {as_of}")
+    for key, value in wanted.items():
+        if built[key] != value:
+            raise NotIncremental(f"the warehouse {path.name} was built with another {key} ({built[key]!r})")
+    return built
+
+
+def spare_path(settings: Settings) -> Path:
+    """Where publish() keeps the file it replaced (a hard link: no copy), for the next update to start from."""
+    return settings.build_dir / "spare.duckdb"
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a process has the DuckDB file open (DuckDB holds a lock on it, shared when read-only)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def lake_journals(settings: Settings) -> dict[str, dict[str, list[dict] | None]]:
@@ -508,9 +557,28 @@ def publish(settings: Settings, staging: Path) -> Path:
         raise WarehouseError(f"{staging} has a pending write-ahead log; it was not closed cleanly")
     target = settings.warehouse_path
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        _keep_spare(settings, target)
     os.replace(staging, target)
     log.info("published %s", target)
     return target
+
+
+def _keep_spare(settings: Settings, published: Path) -> None:
+    """Hard-link the published file as spare_path() before it is replaced (readers that have it open keep reading
+    it; update() does not take a spare that is open). Where links are not possible, there is no spare: the next
+    update copies."""
+    from regime import lake
+
+    spare = spare_path(settings)
+    spare.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with lake.atomic_path(spare) as link:
+            link.unlink()
+            os.link(published, link)
+    except OSError as exc:
+        spare.unlink(missing_ok=True)
+        log.warning("no spare of %s kept (%s): the next update copies it", published, exc)
 
 
 def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:

@@ -233,7 +233,7 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
     `as_of` or earlier. The lake is then compared with `previous` (refresh_staging): `since` is the last date up to
     which every staging table is unchanged, at most the previous as-of date, and at most MAX_INCREMENTAL_DAYS before
     `as_of`. Every row dated after `since` is deleted and recomputed: indicators from their look-back rows only
-    (insert_readings), marts.extremes against the stored history (extremes.update), marts.regime_daily for the new
+    (insert_readings), marts.extremes from its state tables (extremes.update), marts.regime_daily for the new
     sessions. Every row dated up to `since` is kept: it depends only on lake rows dated up to `since`.
 
     `spare` (pipeline.build passes spare_path(settings)): the file published before `previous`, which publish()

@@ -320,7 +320,9 @@ def spare_path(settings: Settings) -> Path:
 
 
 def _in_use(path: Path) -> bool:
-    """Whether a process has the DuckDB file open (DuckDB holds a lock on it, shared when read-only)."""
+    """Whether another process has the DuckDB file open (DuckDB holds a lock on it, shared when read-only; a POSIX
+    lock is per process, so this process's own connections do not count, and it must not have the file open: closing
+    the descriptor here would release DuckDB's lock)."""
     import fcntl
 
     try:
@@ -600,8 +602,6 @@ def sweep_builds(settings: Settings) -> list[Path]:
     files that a killed or crashed run left behind; return what was removed. Call it holding `state/warehouse.lock` (as
     pipeline.build_validate_publish does): then no other build is running. A file some process still has open in
     DuckDB (which locks it) is kept all the same."""
-    import fcntl
-
     from regime import lake
 
     removed: list[Path] = []
@@ -612,17 +612,8 @@ def sweep_builds(settings: Settings) -> list[Path]:
         if not spill and (not path.name.endswith((".duckdb", ".duckdb.wal")) or not path.is_file()):
             continue
         database = path.with_name(path.name.removesuffix(".wal").removesuffix(".tmp"))
-        if database.exists():
-            try:
-                fd = os.open(database, os.O_RDWR)
-            except OSError:
-                continue
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # DuckDB holds a lock while it has the file open
-            except OSError:
-                continue
-            finally:
-                os.close(fd)
+        if database.exists() and _in_use(database):
+            continue
         if spill:
             shutil.rmtree(path, ignore_errors=True)
         else:

@@ -5,6 +5,7 @@ changed long ago). No timings here: benchmarks/run.py measures them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -369,3 +370,18 @@ def test_a_failed_update_of_the_spare_consumes_it_and_changes_nothing_published(
     monkeypatch.undo()
     again = pipeline.build(SAMPLE_LAST, settings)  # no spare now: a copy of the published file
     assert _method(again) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
+
+
+def test_a_spare_that_is_also_the_published_file_is_never_written(lake):
+    """A publish killed after it linked the published file as the spare and before it replaced that file leaves one
+    file under both names: updating the spare would change the published warehouse under its readers."""
+    settings = lake
+    spare = warehouse.spare_path(settings)
+    _published(settings, _sessions_before(SAMPLE_LAST, 1))
+    spare.parent.mkdir(parents=True, exist_ok=True)
+    os.link(settings.warehouse_path, spare)
+    published = settings.warehouse_path.read_bytes()
+    copied = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path, spare)
+    assert spare.samefile(settings.warehouse_path) and settings.warehouse_path.read_bytes() == published
+    assert not copied.samefile(settings.warehouse_path)
+    assert _method(copied) == ("incremental", _sessions_before(SAMPLE_LAST, 1))

@@ -254,6 +254,8 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
             spare_built = _updatable(spare, as_of, wanted)
             if (as_of - spare_built["as_of"]).days > MAX_INCREMENTAL_DAYS:
                 raise NotIncremental(f"it is as of {spare_built['as_of']}, too old")
+            if spare.stat().st_nlink != 1:  # e.g. a publish killed between linking it and replacing the file
+                raise NotIncremental("it is also another path (the published file?): updating it would change that")
             if _in_use(spare):
                 raise NotIncremental("a reader has it open")
             base, built = spare, spare_built

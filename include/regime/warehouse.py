@@ -237,10 +237,10 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
     sessions. Every row dated up to `since` is kept: it depends only on lake rows dated up to `since`.
 
     `spare` (pipeline.build passes spare_path(settings)): the file published before `previous`, which publish()
-    keeps. Where it passes the same checks, is within MAX_INCREMENTAL_DAYS of `as_of` and no reader has it open, it
-    is updated instead of a copy of `previous` (taken: renamed to the staging name, so a failed update never leaves
-    a half-updated spare): no copy of the whole file, whose writing and flushing grew with the history. It is one
-    publication older, so its update recomputes one more day.
+    keeps. Where it passes the same checks, is within MAX_INCREMENTAL_DAYS of `as_of`, has no other name and no
+    reader has it open, it is updated instead of a copy of `previous` (taken: renamed to the staging name, so a
+    failed update never leaves a half-updated spare): no copy of the whole file, whose writing and flushing grew
+    with the history. It is one publication older, so its update recomputes one more day.
     """
     from regime import extremes
     from regime.indicators import REGIME_RULES

@@ -385,3 +385,22 @@ def test_a_spare_that_is_also_the_published_file_is_never_written(lake):
     assert spare.samefile(settings.warehouse_path) and settings.warehouse_path.read_bytes() == published
     assert not copied.samefile(settings.warehouse_path)
     assert _method(copied) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
+
+
+def test_a_full_build_stores_the_readings_an_update_may_recompute_last(lake):
+    """The indicator readings dated after as_of - MAX_INCREMENTAL_DAYS follow every other row of marts.indicators
+    (what keeps an update's delete, and its checkpoint, to the last row groups), and are the same readings."""
+    path = warehouse.build(lake, SAMPLE_LAST)
+    horizon = SAMPLE_LAST - timedelta(days=warehouse.MAX_INCREMENTAL_DAYS)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        head, tail, first_tail = con.execute(
+            "select count(*) filter (where date <= $h), count(*) filter (where date > $h),"
+            " min(rowid) filter (where date > $h) from marts.indicators", {"h": horizon}).fetchall()[0]
+        last_head = con.execute("select max(rowid) from marts.indicators where date <= $h",
+                                {"h": horizon}).fetchall()[0][0]
+    finally:
+        con.close()
+    assert head > 0 and tail > 0 and last_head < first_tail == head
+    previous = _published(lake, _sessions_before(SAMPLE_LAST, 1))
+    assert differences(path, warehouse.update(lake, SAMPLE_LAST, previous)) == []

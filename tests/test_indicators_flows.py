@@ -4,6 +4,8 @@ small-large spread). Values checked by hand and against independent pandas calcu
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from datetime import date, timedelta
 
@@ -29,8 +31,8 @@ POSITIONS = [
 ]
 
 
-def _warehouse() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def _warehouse(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
     for schema in warehouse.SCHEMAS:
         con.execute(f"create schema {schema}")
     con.execute("create table staging.options_volume (date date, underlying varchar, call_volume bigint,"
@@ -105,6 +107,37 @@ def test_call_put_ratio_is_null_without_puts():
     con.executemany("insert into staging.options_volume values ($1, 'QQQ', 10, 0)", [(d,) for d in _days(5)])
     value = _series(_readings(con, ["call_put_ratio_5d"]), "call_put_ratio_5d", "QQQ").iloc[0]
     assert value is None or math.isnan(value)
+
+
+def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_path, caplog):
+    """The three OCC indicators read intermediate.options_volume_5d: built once for the three, in an in-memory
+    database that is gone afterwards (no table of it in the warehouse file), and on a read-only connection too."""
+    path = tmp_path / "warehouse.duckdb"
+    con = _warehouse(path)
+    con.executemany("insert into staging.options_volume values ($1, $2, 10, 5)",
+                    [(d, u) for d in _days(6) for u in ("IWM", "SPY")])
+    con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
+    caplog.set_level(logging.DEBUG, logger="regime.warehouse")
+    names = ["call_volume_5d", "put_volume_5d", "call_put_ratio_5d"]
+    assert warehouse.insert_readings(con, PARAMS, warehouse.FULL, names) == 3 * 2 * 2  # 2 underlyings, days 5-6
+    built = [r.getMessage() for r in caplog.records if r.getMessage().startswith("intermediate.")]
+    assert len(built) == 1 and built[0].startswith("intermediate.options_volume_5d built for call_volume_5d")
+    assert con.execute("select list(value order by subject, date) from marts.indicators"
+                       " where indicator = 'call_volume_5d'").fetchall() == [([50.0] * 4,)]
+    assert "intermediate" not in {row[0] for row in con.execute("select database_name from duckdb_databases()")
+                                  .fetchall()}
+    con.close()
+    reader = duckdb.connect(str(path), read_only=True)
+    assert reader.execute("select count(*) from duckdb_tables() where table_name like '%_5d'").fetchall() == [(0,)]
+    with contextlib.closing(warehouse.indicator_queries(reader, PARAMS, warehouse.FULL, ["call_put_ratio_5d"])) as q:
+        values = [reader.execute(f"select value from ({sql}) order by subject, date", bound).fetchall()
+                  for _indicator, sql, bound in q]
+    assert values == [[(2.0,)] * 4]  # 5 * 10 calls over 5 * 5 puts
+
+
+def test_parameters_named_only_in_comments_are_not_bound():
+    sql = "-- readings after $since\nselect $as_of as d -- not $history_from"
+    assert warehouse.bind(sql, {"as_of": AS_OF, "since": AS_OF, "history_from": AS_OF}) == {"as_of": AS_OF}
 
 
 # --------------------------------------------------------------------------- CFTC positioning

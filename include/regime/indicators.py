@@ -2,7 +2,9 @@
 
 Adding an indicator = one SQL file in include/sql/indicators/ that selects (date, subject, value),
 one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value.
-Indicator SQL reads marts.prices and staging.{options_volume,cftc_tff,etf_nav}, with the bound parameters
+Indicator SQL reads marts.prices, staging.{options_volume,cftc_tff,etf_nav} and the intermediate models that
+several indicators share (include/sql/intermediate/, `intermediate.<name>`: regime.warehouse.indicator_queries builds
+one with the parameters of the indicator that reads it), with the bound parameters
 $as_of, $small_caps and $large_caps (always given by the build), and $since and $history_from: it selects only
 readings dated after $since and reads only input rows dated on or after $history_from. A full build binds both to
 0001-01-01; an incremental build (regime.warehouse.update, docs/performance.md) binds $since to the last date whose

@@ -10,6 +10,7 @@ built from, with the same result (tests/test_incremental.py; when each runs: doc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import duckdb
 
 from regime import SQL_DIR, datasets, state
 from regime.config import Settings
-from regime.indicators import REGISTRY, SESSIONS
+from regime.indicators import REGISTRY, SESSIONS, Indicator
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("marts.prices", "marts/prices.sql"),
 )
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_COMMENT = re.compile(r"--[^\n]*")
+# Intermediate models (include/sql/intermediate/): inputs that several indicators share, built before them into an
+# in-memory database of this name (indicator_queries); an indicator's SQL names one as `intermediate.<model>`.
+INTERMEDIATE = "intermediate"
+_INTERMEDIATE_REF = re.compile(rf"\b{INTERMEDIATE}\.([a-z_][a-z0-9_]*)")
 # The date that places each model's row in time: a row dated d depends only on lake rows dated d or earlier (what
 # makes the warehouse point in time, and what lets `update` keep every row dated up to its `since`).
 POINT_IN_TIME = {f"staging.{d.name}": d.time_column for d in datasets.ALL}  # marts.prices: `date`
@@ -73,8 +79,8 @@ def read_sql(relpath: str) -> str:
 
 
 def bind(sql: str, params: dict) -> dict:
-    """The subset of `params` that `sql` uses; every `$name` it uses must be given."""
-    used = set(_PARAM.findall(sql))
+    """The subset of `params` that `sql` uses; every `$name` it uses must be given (outside `--` comments)."""
+    used = set(_PARAM.findall(_COMMENT.sub("", sql)))
     missing = used - params.keys()
     if missing:
         raise WarehouseError(f"SQL parameters without a value: {sorted(missing)}")
@@ -130,6 +136,26 @@ def insert_readings(con: duckdb.DuckDBPyConnection, params: dict, since: date,
                     names: Iterable[str] | None = None, until: date | None = None) -> int:
     """Insert into marts.indicators every reading dated after `since` (FULL: all) and up to `until` (None: no
     limit), each indicator reading its input from `history_from`; returns the rows inserted."""
+    upto = "" if until is None else " where date <= $until"
+    inserted = 0
+    with contextlib.closing(indicator_queries(con, params, since, names)) as queries:
+        for indicator, sql, bound in queries:
+            extra = {"indicator": indicator.name} | ({} if until is None else {"until": until})
+            rows = con.execute(
+                f"insert into marts.indicators select date, $indicator, subject, value from ({sql}){upto}",
+                {**bound, **extra},
+            ).fetchall()
+            inserted += rows[0][0] if rows else 0
+    return inserted
+
+
+def indicator_queries(con: duckdb.DuckDBPyConnection, params: dict, since: date,
+                      names: Iterable[str] | None = None) -> Iterator[tuple[Indicator, str, dict]]:
+    """Each chosen indicator (registry order) with its SQL and bound parameters for the readings dated after `since`,
+    ready to run on `con`. First, the intermediate models the SQL reads (`intermediate.<name>`:
+    include/sql/intermediate/<name>.sql) are built with the same parameters into an in-memory database attached as
+    `intermediate` (read-write even on a read-only connection), once for the indicators that share them, and
+    detached at the end: not part of the warehouse."""
     wanted = None if names is None else set(names)
     chosen = [i for i in REGISTRY if wanted is None or i.name in wanted]
     # one look-back date per kind of sessions, for the longest look-back of that kind (more history is harmless)
@@ -138,22 +164,28 @@ def insert_readings(con: duckdb.DuckDBPyConnection, params: dict, since: date,
         if indicator.lookback_sessions:
             longest[indicator.sessions] = max(longest.get(indicator.sessions, 0), indicator.lookback_sessions)
     starts = {kind: history_from(con, kind, n, since) for kind, n in longest.items()} if since != FULL else {}
-    upto = "" if until is None else " where date <= $until"
-    inserted = 0
-    for indicator in chosen:
-        sql = read_sql(indicator.sql)
-        if since == FULL or indicator.lookback_sessions is None:
-            start = FULL
-        else:
-            start = starts[indicator.sessions] if indicator.lookback_sessions else since
-        bound = {**params, "since": since, "history_from": start}
-        extra = {"indicator": indicator.name} | ({} if until is None else {"until": until})
-        rows = con.execute(
-            f"insert into marts.indicators select date, $indicator, subject, value from ({sql}){upto}",
-            {**bind(sql, bound), **extra},
-        ).fetchall()
-        inserted += rows[0][0] if rows else 0
-    return inserted
+    built: dict[str, dict] = {}  # intermediate model -> the parameters it was built with
+    con.execute(f"attach if not exists ':memory:' as {INTERMEDIATE} (read_write, compress)")
+    try:
+        for indicator in chosen:
+            sql = read_sql(indicator.sql)
+            if since == FULL or indicator.lookback_sessions is None:
+                start = FULL
+            else:
+                start = starts[indicator.sessions] if indicator.lookback_sessions else since
+            bound = {**params, "since": since, "history_from": start}
+            for model in dict.fromkeys(_INTERMEDIATE_REF.findall(_COMMENT.sub("", sql))):
+                model_sql = read_sql(f"intermediate/{model}.sql")
+                model_params = bind(model_sql, bound)
+                if built.get(model) != model_params:
+                    t0 = time.perf_counter()
+                    con.execute(f"create or replace table {INTERMEDIATE}.{model} as {model_sql}", model_params)
+                    built[model] = model_params
+                    log.debug("%s.%s built for %s in %.2f s", INTERMEDIATE, model, indicator.name,
+                              time.perf_counter() - t0)
+            yield indicator, sql, bind(sql, bound)
+    finally:
+        con.execute(f"detach database if exists {INTERMEDIATE}")
 
 
 def history_from(con: duckdb.DuckDBPyConnection, kind: str, lookback: int, since: date) -> date:
@@ -535,7 +567,7 @@ def fingerprint(settings: Settings) -> str:
     from regime.indicators import REGIME_RULES
 
     digest = hashlib.sha256()
-    for folder in ("staging", "marts", "indicators"):
+    for folder in ("staging", "marts", "intermediate", "indicators"):
         for path in sorted((SQL_DIR / folder).rglob("*.sql")):
             digest.update(f"{path.relative_to(SQL_DIR)}\0".encode() + path.read_bytes())
     for module in (datasets, extremes, indicators):

@@ -1,16 +1,15 @@
 -- etf_flow_5d_pct_spread: small-cap minus large-cap ETF flows, subject 'small-large':
 -- sum of the small caps' 5-session flows / sum of their assets - the same for the large caps, where a side is the
 -- ETFs of $small_caps / $large_caps that have a complete 5-flow window that day (as in etf_flow_5d_pct, assets at
--- the end of the window). No row on a day when a side has no such ETF.
--- Sums of flows add up in date order (across ETFs, lists in ticker order), so that a reading depends only on its
--- rows, not on where the input starts or how rows reach an aggregate.
--- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
--- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
-with nav as (
+-- the end of the window; both from intermediate.etf_flows_5d). No row on a day when a side has no such ETF.
+-- Sums across ETFs add up in ticker order (lists), so that a reading depends only on its rows, not on how rows
+-- reach an aggregate.
+-- Incremental builds: the intermediate model holds readings dated after $since only, from input rows dated on or
+-- after $history_from (see lookback_sessions in regime.indicators).
+with flows_5d as (
 
-    select date, ticker, nav, shares_outstanding, flow_usd
-    from staging.etf_nav
-    where date <= $as_of and date >= $history_from
+    select date, ticker, assets, flow_5d
+    from intermediate.etf_flows_5d
 
 ),
 
@@ -22,31 +21,17 @@ sides as (
 
 ),
 
-windowed as (
-
-    select
-        date,
-        ticker,
-        nav * shares_outstanding as assets,
-        -- oldest first; NULL unless the 5 flows exist (lags rather than a framed list: one sort, a third of the CPU)
-        lag(flow_usd, 4) over by_date + lag(flow_usd, 3) over by_date + lag(flow_usd, 2) over by_date
-            + lag(flow_usd, 1) over by_date + flow_usd as flow_5d
-    from nav
-    window by_date as (partition by ticker order by date)
-
-),
-
 by_side as (
 
     select
-        w.date,
+        f.date,
         s.side,
-        list_sum(list(w.flow_5d order by w.ticker)) as flow_5d,
-        list_sum(list(w.assets order by w.ticker)) as assets
-    from windowed as w
+        list_sum(list(f.flow_5d order by f.ticker)) as flow_5d,
+        list_sum(list(f.assets order by f.ticker)) as assets
+    from flows_5d as f
     inner join sides as s using (ticker)
-    where w.flow_5d is not null and w.assets is not null and w.date > $since
-    group by w.date, s.side
+    where f.assets is not null
+    group by f.date, s.side
 
 ),
 

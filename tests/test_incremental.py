@@ -5,6 +5,7 @@ changed long ago). No timings here: benchmarks/run.py measures them."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -294,6 +295,15 @@ def test_builds_run_under_the_configured_duckdb_memory_limit(lake, monkeypatch):
     monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "64MB")
     assert differences(warehouse.build(get_settings(), SAMPLE_LAST), warehouse.update(get_settings(), SAMPLE_LAST,
                                                                                       previous)) == []
+
+
+def test_duckdbs_progress_bar_stays_out_of_logs(tmp_path, monkeypatch):
+    """A build's long queries would print DuckDB's progress bar into the task log (carriage-return noise): off unless
+    the output is a terminal."""
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    con = warehouse.connect(tmp_path / "warehouse.duckdb")
+    assert con.execute("select current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    con.close()
 
 
 def _inode(path: Path) -> int:

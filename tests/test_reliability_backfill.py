@@ -1,7 +1,8 @@
 """Crash safety of the backfill: its OCC steps (which call ingest_occ month by month, not pipeline.ingest) sweep what
 a killed earlier ingest of options_volume left, as pipeline.ingest does: temporary files of dead writers under the
-dataset's lake folder and the OCC raw and quarantine folders. A live writer's file, and other datasets' folders
-(whose locks the step does not hold), are left alone."""
+dataset's lake folder and the OCC raw and quarantine folders; and a backfill, holding its range's lock, removes its
+checkpoint's temporary files. A live writer's file, and other datasets' folders and other ranges' checkpoints (whose
+locks it does not hold), are left alone."""
 
 from __future__ import annotations
 
@@ -35,12 +36,17 @@ def test_the_backfill_occ_steps_sweep_a_killed_ingest_s_leftovers(settings):
     checkpoint = settings.state_dir / "backfill" / f"{START}_{END}.json"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_text(json.dumps({"done": [s for s in steps if s != "ingest options_volume 2024-07"]}))
+    stale.append(checkpoint.parent / f".{checkpoint.name}.{dead}.abcdef12.tmp")  # a killed backfill's checkpoint
+    running = checkpoint.parent / f".2024-01-01_2024-01-31.json.{dead}.34abcdef.tmp"  # another range's
+    for path in stale[-1:] + [running]:
+        path.write_bytes(b"half-written")
 
     summary = backfill.run(START, END, settings, progress=False)
 
     assert summary == {"steps": 5, "skipped": 4, "occ_files": 18}  # 3 sessions x 6 underlyings
     assert [p for p in stale if p.exists()] == []
     assert live.exists() and other.exists()  # a running writer's file; a folder of another dataset's lock
+    assert running.exists()  # another range's checkpoint: its own backfill's lock, not this one, guards it
     assert sorted(p.name for p in (settings.lake_dir / "options_volume").iterdir()) == [
         f"underlying={u}" for u in sorted(settings.watchlist)]
     assert json.loads(checkpoint.read_text())["done"] == sorted(steps)

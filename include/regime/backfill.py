@@ -52,12 +52,23 @@ def plan(start: date, end: date) -> list[tuple[str, list[date]]]:
 
 def run(start: date, end: date, settings: Settings, alerts: bool = False, restart: bool = False,
         progress: bool = True) -> dict:
-    from regime.ingest import ingest_occ
     from regime.locks import exclusive
 
     if start > end:
         raise SystemExit(f"error: --start {start} is after --end {end}")
     checkpoint = _checkpoint(settings, start, end)
+    # one backfill of a range at a time: inside its lock, a temporary file of its checkpoint is a killed run's
+    with exclusive(checkpoint.with_suffix(".lock"), f"backfill {start} .. {end}"):
+        for leftover in checkpoint.parent.glob(f".{checkpoint.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return _run(start, end, settings, checkpoint, alerts, restart, progress)
+
+
+def _run(start: date, end: date, settings: Settings, checkpoint: Path, alerts: bool, restart: bool,
+         progress: bool) -> dict:
+    from regime.ingest import ingest_occ
+    from regime.locks import exclusive
+
     done = set() if restart else _load(checkpoint)
     steps = plan(start, end)
     if alerts:

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -67,11 +68,16 @@ def connect(path: Path | str, read_only: bool = False, memory_limit: str | None 
     """A connection to a warehouse file. DuckDB's Python replacement scans are off: a missing table is reported as
     missing, not resolved to a Python variable or module of the same name in the calling code. `memory_limit` bounds
     DuckDB's buffer pool (default: 80 % of RAM, which it fills with blocks it has written and could drop; builds
-    pass Settings.duckdb_memory_limit, beyond which sorts and joins spill to `<file>.tmp/`)."""
+    pass Settings.duckdb_memory_limit, beyond which sorts and joins spill to `<file>.tmp/`). DuckDB's progress bar
+    (long queries) is shown on a terminal only: in a task log it is carriage-return noise, and builds log each step
+    with its rows and seconds instead."""
     config = {"python_enable_replacements": False}
     if memory_limit:
         config["memory_limit"] = memory_limit
-    return duckdb.connect(str(path), read_only=read_only, config=config)
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    if not sys.stdout.isatty():
+        con.execute("set enable_progress_bar = false")
+    return con
 
 
 def read_sql(relpath: str) -> str:

@@ -35,9 +35,13 @@ bounds as (
 
 indicators as (
 
+    -- the series `daily` reads, roughly (it picks each pair): not the millions of readings of other subjects
     select date, indicator, subject, value
     from marts.indicators
     where date <= $as_of and date > (select read_after from bounds)
+        and indicator in ('zscore_50d', 'rel_ret_5d', 'price_ratio', 'vol_corr_5d', 'call_volume_5d',
+                          'etf_flow_5d_pct_spread')
+        and subject in ('RUT', 'SPX', 'RUT/SPX', 'RUT~RVX', 'IWM', 'small-large')
 
 ),
 

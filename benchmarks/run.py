@@ -57,8 +57,9 @@ HISTORY_DAYS = (date(2025, 12, 24), date(2025, 12, 26), date(2025, 12, 29), date
 PANEL = {"underlyings": 4000, "etfs": 500, "days": 2520}
 SECTIONS = ("reference", "sample", "history", "panel", "airflow")
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
-BUILD_STEPS = ("meta", "staging", "indicators", "extremes", "regime_daily", "checkpoint")
-UPDATE_STEPS = ("check", "copy", "meta", "staging", "indicators", "extremes", "regime_daily", "checkpoint")
+BUILD_STEPS = ("meta", "staging", "indicators", "extremes", "regime_daily", "headlines", "checkpoint")
+UPDATE_STEPS = ("check", "copy", "meta", "staging", "indicators", "extremes", "regime_daily", "headlines",
+                "checkpoint")
 STEP_NAMES = {  # what each logged step is, for the table
     "check": "check: previous build's record and fingerprint",
     "copy": "copy the published file (or take the spare)",
@@ -67,6 +68,7 @@ STEP_NAMES = {  # what each logged step is, for the table
     "indicators": "indicators",
     "extremes": "extremes",
     "regime_daily": "regime_daily",
+    "headlines": "headlines",
     "checkpoint": "meta.build_info + checkpoint",
 }
 

@@ -22,9 +22,10 @@ from regime.orchestration import LAKE, WAREHOUSE, default_args
 The four `ingest_*` tasks land Cboe index history, OCC options volume, CFTC positioning and ETF NAV
 history (mirror or live, see `REGIME_SOURCE`) and write canonical Parquet. `build_validate_publish`
 builds a staging DuckDB copy from `include/sql`, runs the Great Expectations gate and swaps it in
-atomically; a blocking failure fails here and analysts keep the last good warehouse. `send_alerts`
-mails new extreme readings once;
-`write_report` writes the run's HTML report with charts to `reports/<as_of>.html`.
+atomically; a blocking failure fails here and analysts keep the last good warehouse. `write_report`
+writes the run's HTML report with charts to `reports/<as_of>.html`; then `send_alerts` mails new extreme
+readings once per episode, headed by the day's headline, with the report attached (it runs even if the
+report failed; docs/alerts.md).
 
 The scheduled path is the per-source `ingest_*` DAGs plus `regime_transform`; this DAG runs the same task
 code for one date on demand: `airflow dags test regime_daily 2024-07-16`, or trigger with conf
@@ -52,7 +53,8 @@ def regime_daily():
     def build_validate_publish(ingested: list) -> dict:
         return run.build_validate_publish()
 
-    @task
+    # after the report (attached to the mail), and also when the report failed: a report must never hold alerts back
+    @task(trigger_rule="all_done_min_one_success")
     def send_alerts(published: dict) -> dict:
         return run.send_alerts()
 
@@ -62,8 +64,7 @@ def regime_daily():
 
     ingested = [ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()]
     published = build_validate_publish(ingested)
-    send_alerts(published)
-    write_report(published)
+    write_report(published) >> send_alerts(published)
 
 
 regime_daily()

@@ -32,7 +32,8 @@ def regime_transform():
     def build_validate_publish() -> dict:
         return run.build_validate_publish()
 
-    @task
+    # after the report (attached to the mail), and also when the report failed: a report must never hold alerts back
+    @task(trigger_rule="all_done_min_one_success")
     def send_alerts(published: dict) -> dict:
         return run.send_alerts()
 
@@ -41,8 +42,7 @@ def regime_transform():
         return run.write_report()
 
     published = build_validate_publish()
-    send_alerts(published)
-    write_report(published)
+    write_report(published) >> send_alerts(published)
 
 
 regime_transform()

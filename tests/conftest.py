@@ -80,6 +80,39 @@ def smtp():
         yield catcher
 
 
+@pytest.fixture(scope="module")
+def sample_template(tmp_path_factory):
+    """The bundled sample ingested, built, validated and published as of its last session, with the run's report,
+    once per module: copy it with `published`."""
+    from regime import pipeline
+    from regime.config import get_settings
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("sample-published") / "data"))
+    mp.setenv("REGIME_MIRROR_DIR", str(SAMPLE_MIRROR))
+    settings = get_settings()
+    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
+        pipeline.ingest(name, SAMPLE_LAST, settings)
+    pipeline.build_validate_publish(SAMPLE_LAST, settings)
+    pipeline.report(SAMPLE_LAST, settings)
+    mp.undo()
+    return settings.data_dir
+
+
+@pytest.fixture
+def published(sample_template, regime_env, settings):
+    """A private copy of the published sample's data dir (lake, warehouse, report, alert outbox) for one test."""
+    shutil.copytree(sample_template, settings.data_dir)
+    return settings
+
+
+@pytest.fixture
+def smtp_conn(monkeypatch, smtp):
+    """The SMTP server of `smtp` as the Airflow connection the pipeline mails through."""
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_uri_json())
+    return smtp
+
+
 @pytest.fixture
 def run_dag(airflow_home, regime_env, smtp):
     """Run a DAG through Airflow (`airflow dags test`) with this test's settings and SMTP server."""

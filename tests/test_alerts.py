@@ -1,44 +1,18 @@
 """Alert rules and mails, through a real SMTP server on 127.0.0.1 and the Airflow SMTP connection."""
 
-import shutil
 from datetime import date
 
 import duckdb
 import pytest
 
-from conftest import SAMPLE_LAST, SAMPLE_MIRROR
+from conftest import SAMPLE_LAST
 from regime import pipeline, state
 from regime.alerts import rules
 from regime.config import get_settings
 
-LEAD = "RUT 4.4\u03c3 above its 50-day average \u2014 highest since 2024-07-12"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """The sample ingested, built, validated and published as of its last session, once per module."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("alerts") / "data"))
-    mp.setenv("REGIME_MIRROR_DIR", str(SAMPLE_MIRROR))
-    settings = get_settings()
-    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
-        pipeline.ingest(name, SAMPLE_LAST, settings)
-    pipeline.build_validate_publish(SAMPLE_LAST, settings)
-    mp.undo()
-    return settings.data_dir
-
-
-@pytest.fixture
-def published(template, regime_env, settings):
-    """A private copy of the template's data dir (lake, warehouse, outbox) for one test."""
-    shutil.copytree(template, settings.data_dir)
-    return settings
-
-
-@pytest.fixture
-def smtp_conn(monkeypatch, smtp):
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_uri_json())
-    return smtp
+# the subject: the day's first headline (marts.headlines)
+LEAD = ("Small-cap minus large-cap ETFs, 5-day flow spread at +6.30 pp: the highest on record "
+        "(history since 2019-01-09)")
 
 
 def _evaluate(settings, day):
@@ -57,22 +31,23 @@ def test_one_mail_lists_every_new_extreme_with_text_html_and_chart(published, sm
     assert msg["Subject"] == f"Regime alert: {LEAD} (+1 more)"
     text = msg.get_body(preferencelist=("plain",)).get_content()
     html = msg.get_body(preferencelist=("html",)).get_content()
-    assert LEAD in text and "4.36" in text
-    assert "5-day ETF flow spread +6.30% \u2014 highest on record" in text
-    assert "<table" in html and "cid:" in html and "highest on record" in html
+    assert LEAD in text and "Russell 2000 z-score vs its 50-day average: +4.36\u03c3 on 2024-07-17" in text
+    assert "Small-cap minus large-cap ETFs, 5-day flow spread: +6.30 pp on 2024-07-17" in text
+    assert "<table" in html and "cid:" in html and "the highest on record" in html
     images = [part for part in msg.walk() if part.get_content_type() == "image/png"]
     assert len(images) == 1 and images[0].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_rules_and_their_wording(published, monkeypatch):
     on_12th = _evaluate(published, date(2024, 7, 12))
-    assert on_12th[("zscore_threshold", "RUT")] == "RUT 4.5\u03c3 above its 50-day average \u2014 highest on record"
+    assert on_12th[("zscore_threshold", "RUT")] == \
+        "Russell 2000 z-score vs its 50-day average +4.50\u03c3, the highest on record (history since 2019-03-14)"
     assert on_12th[("label_change", "small-cap squeeze")] == \
         "Regime changed from 'stretched' to 'small-cap squeeze'"
     assert _evaluate(published, date(2024, 7, 9)) == {}  # a quiet day: nothing fires
     monkeypatch.setenv("REGIME_SINCE_YEARS", "1")
     assert _evaluate(get_settings(), date(2024, 7, 17))[("long_since", "RUT/SPX")] == \
-        "Russell 2000 vs S&P 500: 5-day relative return +10.6% \u2014 highest since 2020-05-19"
+        "Russell 2000 vs S&P 500, 5-day relative return +10.6 pp, the highest since 2020-05-19 (4 years)"
 
 
 def test_the_same_episode_is_not_mailed_twice(published, smtp_conn):

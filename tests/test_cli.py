@@ -1,4 +1,8 @@
-"""The `regime` command on a hand-made fixture warehouse: exact phrasings, exit codes, read-only SQL."""
+"""The `regime` command on a hand-made fixture warehouse: exact phrasings, exit codes, read-only SQL.
+
+The sentences are regime/words.py's (shared with the report and the alert mails): names and units instead of codes
+and raw floats. The fixture's `spread_5d` of `RUT-SPX` is not in the indicator registry: it shows what an unknown
+indicator looks like (its code in words, its value as a plain number)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from regime import answers, cli
+from regime import answers, cli, words
 from regime.answers import AnswerError, Reading
 from regime.cli import main
 
@@ -150,13 +154,14 @@ def test_fixture_extremes_agree_with_the_definition(templates):
         con.close()
 
 
-def test_describe_since_accepts_a_mapping():
+def test_describe_accepts_a_mapping_and_a_reading():
     row = {"date": D("2024-07-16"), "indicator": "zscore_50d", "subject": "RUT", "value": 4.4213,
            "history_start": D("1987-10-27"), "highest_since": None, "lowest_since": D("2024-07-15"),
            "is_record_high": True, "is_record_low": False, "pct_rank": 1.0}
-    assert answers.describe_since(row) == (
-        "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27); percentile 100")
-    assert answers.describe_since(Reading(**row)) == answers.describe_since(row)
+    assert words.describe(row) == (
+        "Russell 2000 z-score vs its 50-day average on 2024-07-16: +4.42σ, the highest on record"
+        " (history since 1987-10-27); 100th percentile")
+    assert words.describe(Reading(**row)) == words.describe(row)
 
 
 @pytest.mark.parametrize(("start", "end", "text"), [
@@ -168,35 +173,50 @@ def test_describe_since_accepts_a_mapping():
     ("2024-07-03", "2024-07-17", "14 days"),
 ])
 def test_span(start, end, text):
-    assert answers.span(D(start), D(end)) == text
+    assert words.span(D(start), D(end)) == text
 
 
 @pytest.mark.parametrize(("pct_rank", "text"), [
-    (1.0, "100"), (0.99999, "99.9"), (0.9983, "99.8"), (2 / 3, "66.7"), (0.5, "50"), (1e-6, "0.1")])
-def test_format_percentile(pct_rank, text):
-    assert answers.format_percentile(pct_rank) == text
+    (1.0, "100th percentile"), (0.99999, "99.9th percentile"), (0.9983, "99.8th percentile"),
+    (2 / 3, "67th percentile"), (0.5, "50th percentile"), (1e-6, "0.1st percentile"), (0.003, "0.3rd percentile"),
+    (0.21, "21st percentile"), (0.02, "2nd percentile"), (0.93, "93rd percentile"), (0.11, "11th percentile"),
+    (0.12, "12th percentile"), (0.13, "13th percentile"), (None, "—")])
+def test_percentile(pct_rank, text):
+    """Only a reading at the top is the 100th, none is the 0th; ordinal suffixes as in English."""
+    assert words.percentile(pct_rank) == text
 
 
 # ---------------------------------------------------------------- regime since
 
 
+RUT_Z = "Russell 2000 z-score vs its 50-day average"
+SPX_Z = "S&P 500 z-score vs its 50-day average"
+RUT_RECORD = (f"{RUT_Z} on 2024-07-16: +4.42σ, the highest on record (history since 1987-10-27); 100th percentile;"
+              " previous record +4.00σ on 2000-03-10")
+
+
 @pytest.mark.parametrize(("argv", "sentence"), [
-    (["zscore_50d", "RUT"],
-     "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27); percentile 100"),
+    (["zscore_50d", "RUT"], RUT_RECORD),
     (["zscore_50d", "RUT", "--date", "2024-07-12"],
-     "RUT zscore_50d on 2024-07-12 was 3.50: the highest since 2000-03-10 (24 years); percentile 80"),
+     f"{RUT_Z} on 2024-07-12: +3.50σ, the highest since 2000-03-10 (24 years); 80th percentile;"
+     " last higher +4.00σ on 2000-03-10"),
     (["zscore_50d", "RUT", "--date", "2024-07-15"],
-     "RUT zscore_50d on 2024-07-15 was 2.00: the lowest since 2020-03-16 (4 years); percentile 66.7"),
+     f"{RUT_Z} on 2024-07-15: +2.00σ, the lowest since 2020-03-16 (4 years); 67th percentile;"
+     " last lower -4.00σ on 2020-03-16"),
     (["zscore_50d", "SPX", "--date", "2024-07-15"],
-     "SPX zscore_50d on 2024-07-15 was -1.00: the lowest since 2008-10-10 (15 years); percentile 50"),
+     f"{SPX_Z} on 2024-07-15: -1.00σ, the lowest since 2008-10-10 (15 years); 50th percentile;"
+     " last lower -5.00σ on 2008-10-10"),
     (["zscore_50d", "SPX", "--date", "2024-07-16"],
-     "SPX zscore_50d on 2024-07-16 was -6.00: the lowest on record (history since 1987-10-27); percentile 20"),
-    (["zscore_50d", "RUT", "--date", "1987-10-27"],
-     "RUT zscore_50d on 1987-10-27 was 1.00: the first reading (history starts 1987-10-27)"),
-    (["spread_5d", "RUT-SPX", "--date", "2024-07-11"],  # equal to the only earlier value
-     "RUT-SPX spread_5d on 2024-07-11 was 1.00: the highest since 2024-07-10 (1 day); percentile 100"),
+     f"{SPX_Z} on 2024-07-16: -6.00σ, the lowest on record (history since 1987-10-27); 20th percentile;"
+     " previous record -5.00σ on 2008-10-10"),
+    (["zscore_50d", "RUT", "--date", "1987-10-27"],  # a first reading: no percentile, nothing to compare with
+     f"{RUT_Z} on 1987-10-27: +1.00σ, the first reading (history starts 1987-10-27)"),
+    (["spread_5d", "RUT-SPX", "--date", "2024-07-11"],  # equal to the only earlier value; not a registry indicator
+     "RUT-SPX spread 5d on 2024-07-11: 1, the highest since 2024-07-10 (1 day); 100th percentile;"
+     " last higher 1 on 2024-07-10"),
     (["zscore_50d", "rut", "--date", "2020-03-16"],  # an unambiguous case-insensitive subject is accepted
-     "RUT zscore_50d on 2020-03-16 was -4.00: the lowest on record (history since 1987-10-27); percentile 25"),
+     f"{RUT_Z} on 2020-03-16: -4.00σ, the lowest on record (history since 1987-10-27); 25th percentile;"
+     " previous record -3.00σ on 2008-10-10"),
 ])
 def test_since(warehouse, capsys, argv, sentence):
     assert run(capsys, "since", *argv) == (0, sentence + "\n", "")
@@ -204,7 +224,33 @@ def test_since(warehouse, capsys, argv, sentence):
 
 def test_since_without_marts_extremes_computes_the_same(old_warehouse, capsys):
     assert run(capsys, "--warehouse", str(old_warehouse), "since", "zscore_50d", "RUT", "--date", "2024-07-12") == (
-        0, "RUT zscore_50d on 2024-07-12 was 3.50: the highest since 2000-03-10 (24 years); percentile 80\n", "")
+        0, f"{RUT_Z} on 2024-07-12: +3.50σ, the highest since 2000-03-10 (24 years); 80th percentile;"
+           " last higher +4.00σ on 2000-03-10\n", "")
+
+
+@pytest.mark.parametrize("which", ["full", "old"])
+@pytest.mark.parametrize(("day", "indicator", "subject", "previous"), [
+    ("2024-07-16", "zscore_50d", "RUT", ("2000-03-10", 4.0)),  # record high: the highest earlier reading
+    ("2024-07-16", "zscore_50d", "SPX", ("2008-10-10", -5.0)),  # record low: the lowest earlier reading
+    ("2020-03-16", "zscore_50d", "RUT", ("2008-10-10", -3.0)),  # record low, the low before it
+    ("2024-07-12", "spread_5d", "RUT-SPX", ("2024-07-11", 1.0)),  # record high over a tie (07-10, 07-11): latest
+    ("2024-07-15", "spread_5d", "RUT-SPX", ("2024-07-11", 1.0)),  # record low over the same tie: latest
+    ("2024-07-12", "zscore_50d", "RUT", ("2000-03-10", 4.0)),  # not a record: its highest_since reading
+    ("2024-07-15", "zscore_50d", "RUT", ("2020-03-16", -4.0)),  # not a record: its lowest_since reading
+    ("2024-07-15", "zscore_50d", "SPX", ("2008-10-10", -5.0)),  # lowest_since (2008) older than highest_since
+    ("2024-07-11", "spread_5d", "RUT-SPX", ("2024-07-10", 1.0)),  # since-dates tied, pct_rank 1 -> high side
+    ("1987-10-27", "zscore_50d", "RUT", None),  # a first reading: nothing before it
+    ("2024-07-10", "spread_5d", "RUT-SPX", None),
+])
+def test_previous_extreme(templates, which, day, indicator, subject, previous):
+    """The reading a reading is measured against, from marts.extremes or computed (an older warehouse)."""
+    con = duckdb.connect(str(templates[which]), read_only=True)
+    try:
+        (reading,) = answers.readings_on(con, D(day), indicator, subject)
+        found = answers.previous_extreme(con, reading)
+    finally:
+        con.close()
+    assert found == (None if previous is None else (D(previous[0]), previous[1]))
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -275,23 +321,26 @@ def test_hostile_subject_is_a_value(warehouse, capsys):
 # ---------------------------------------------------------------- regime latest
 
 
-LATEST = """\
-Warehouse as of 2024-07-16 (built 2024-07-17 06:30 UTC, from mirror)
-Regime on 2024-07-16: small-cap squeeze
-  rut_zscore_50d  4.42
-  spread_5d       9.70
-  records         zscore_50d RUT high; zscore_50d SPX low
-
-Headline readings on 2024-07-16
-indicator   subject  value  since                                             percentile
-----------  -------  -----  ------------------------------------------------  ----------
-zscore_50d  RUT       4.42  the highest on record (history since 1987-10-27)         100
-zscore_50d  SPX      -6.00  the lowest on record (history since 1987-10-27)           20
-
-Records set on 2024-07-16
-  RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27); percentile 100
-  SPX zscore_50d on 2024-07-16 was -6.00: the lowest on record (history since 1987-10-27); percentile 20
-"""
+SPX_RECORD = (f"{SPX_Z} on 2024-07-16: -6.00σ, the lowest on record (history since 1987-10-27); 20th percentile;"
+              " previous record -5.00σ on 2008-10-10")
+LATEST = "\n".join([
+    "Warehouse as of 2024-07-16 (built 2024-07-17 06:30 UTC, from mirror)",
+    "Regime on 2024-07-16: small-cap squeeze",
+    "  RUT z-score  +4.42σ",  # a known marts.regime_daily column: its short name, the value in its unit
+    "  spread_5d    9.7",  # an unknown one: its name and the value as it is
+    f"  records      {RUT_Z} (record high); {SPX_Z} (record low)",
+    "",
+    "Headline readings on 2024-07-16",
+    "reading                                      value  since                                             percentile",
+    "  ".join("-" * width for width in (42, 6, 48, 16)),
+    f"{RUT_Z}  +4.42σ  the highest on record (history since 1987-10-27)  100th percentile",
+    f"{SPX_Z}       -6.00σ  the lowest on record (history since 1987-10-27)   20th percentile",
+    "",
+    "Records set on 2024-07-16",
+    f"  {RUT_RECORD}",
+    f"  {SPX_RECORD}",
+    "",
+])
 
 
 def test_latest(warehouse, capsys):
@@ -302,18 +351,50 @@ def test_latest_on_a_date(warehouse, capsys):
     code, out, err = run(capsys, "latest", "--date", "2024-07-15")
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[1] == "Regime on 2024-07-15: normal"
+    assert lines[1:6] == ["Regime on 2024-07-15: normal", "  RUT z-score  +2.00σ", "  spread_5d    -1",
+                          "  records      NULL", ""]
     assert lines[5:12] == [
         "",
         "Headline readings on 2024-07-15",
-        "indicator   subject  value  since                                   percentile",
-        "----------  -------  -----  --------------------------------------  ----------",
-        "zscore_50d  RUT       2.00  the lowest since 2020-03-16 (4 years)         66.7",
-        "zscore_50d  SPX      -1.00  the lowest since 2008-10-10 (15 years)          50",
+        "reading                                      value  since                                   percentile",
+        "  ".join("-" * width for width in (42, 6, 38, 15)),
+        f"{RUT_Z}  +2.00σ  the lowest since 2020-03-16 (4 years)   67th percentile",
+        f"{SPX_Z}       -1.00σ  the lowest since 2008-10-10 (15 years)  50th percentile",
         "",
     ]
-    assert lines[4:6] == ["  records         NULL", ""]
     assert lines[-1] == "No records set on 2024-07-15."  # RUT-SPX spread_5d set one, but it is not a headline
+
+
+HEADLINES = [  # as marts.headlines would hold them: (date, rank, headline, indicator, subject, value)
+    ("2024-07-16", 2, f"{SPX_Z} at -6.00σ: the lowest on record (history since 1987-10-27)", "zscore_50d", "SPX",
+     -6.0),
+    ("2024-07-16", 1, "Russell 2000 closed 4.42σ above its 50-day average: the most stretched close of any tracked"
+                      " index since records began in 1987", "zscore_50d", "RUT", 4.42),
+    ("2024-07-12", 1, f"{SPX_Z} at +2.50σ: the highest on record (history since 1987-10-27)", "zscore_50d", "SPX",
+     2.5),
+]
+
+
+def test_latest_prints_the_days_headlines_first(warehouse, old_warehouse, capsys):
+    """With marts.headlines, the day's headlines come first, in rank order; a warehouse without the table (built
+    before it existed) and a day without a row have none."""
+    assert run(capsys, "latest") == (0, LATEST, "")
+    code, out, _ = run(capsys, "--warehouse", str(old_warehouse), "latest")
+    assert code == 0 and out.startswith("Warehouse as of 2024-07-16 ")
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("create table marts.headlines (date date, rank integer, headline varchar, indicator varchar,"
+                    " subject varchar, value double)")
+        con.executemany("insert into marts.headlines values (?, ?, ?, ?, ?, ?)", HEADLINES)
+    finally:
+        con.close()
+    assert run(capsys, "latest") == (0, f"{HEADLINES[1][2]}\n{HEADLINES[0][2]}\n{LATEST}", "")
+    code, out, _ = run(capsys, "latest", "--date", "2024-07-12")
+    assert code == 0 and out.splitlines()[:2] == [HEADLINES[2][2], "Warehouse as of 2024-07-16 (built 2024-07-17"
+                                                                   " 06:30 UTC, from mirror)"]
+    code, out, _ = run(capsys, "latest", "--date", "2024-07-15")
+    assert code == 0 and out.startswith("Warehouse as of 2024-07-16 ")
 
 
 def test_records_on(templates):
@@ -339,8 +420,8 @@ def test_latest_without_regime_daily_or_records(old_warehouse, capsys):
     assert (code, err) == (0, "")
     assert "Regime on 2000-03-10: unknown (this warehouse has no marts.regime_daily)" in out.splitlines()
     assert out.endswith("Records set on 2000-03-10\n"
-                        "  RUT zscore_50d on 2000-03-10 was 4.00: the highest on record (history since 1987-10-27);"
-                        " percentile 100\n")
+                        f"  {RUT_Z} on 2000-03-10: +4.00σ, the highest on record (history since 1987-10-27);"
+                        " 100th percentile; previous record +1.00σ on 1987-10-27\n")
     code, out, _ = run(capsys, "--warehouse", str(path), "latest", "--date", "2024-07-11")
     assert code == 0 and out.endswith("No records set on 2024-07-11.\n")
 
@@ -354,19 +435,20 @@ def test_latest_in_colour_on_a_terminal(warehouse, capsys, monkeypatch):
     assert (code, err) == (0, "")
     assert "\x1b[" in out  # ANSI styles
     assert "small-cap squeeze" in out and "the lowest on record (history since 1987-10-27)" in out
+    assert "+4.42σ" in out and "previous record -5.00σ on 2008-10-10" in out
 
 
 # ---------------------------------------------------------------- regime history
 
 
 def test_history_table_and_csv(warehouse, capsys):
-    assert run(capsys, "history", "zscore_50d", "RUT", "--start", "2024-07-12", "--end", "2024-07-16") == (0, """\
-RUT zscore_50d, 2024-07-12 to 2024-07-16 (3 readings)
-date        value
-----------  -----
-2024-07-12   3.50
-2024-07-15   2.00
-2024-07-16   4.42
+    assert run(capsys, "history", "zscore_50d", "RUT", "--start", "2024-07-12", "--end", "2024-07-16") == (0, f"""\
+{RUT_Z} (zscore_50d RUT), 2024-07-12 to 2024-07-16 (3 readings)
+date         value
+----------  ------
+2024-07-12  +3.50σ
+2024-07-15  +2.00σ
+2024-07-16  +4.42σ
 """, "")
     assert run(capsys, "history", "zscore_50d", "RUT", "--end", "2000-03-10", "--csv") == (0, """\
 date,indicator,subject,value
@@ -471,9 +553,7 @@ def test_console_script(warehouse):
     env = {**os.environ, "REGIME_DATA_DIR": str(warehouse.parent)}
     done = subprocess.run([str(REGIME), "since", "zscore_50d", "RUT"], env=env, capture_output=True, text=True,
                           timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (
-        0, "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-10-27); percentile 100\n",
-        "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, RUT_RECORD + "\n", "")
     done = subprocess.run([str(REGIME), "sql", "drop table marts.indicators"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""

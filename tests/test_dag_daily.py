@@ -70,7 +70,10 @@ def test_daily_dag_end_to_end_then_rerun_then_bad_file(run_dag, settings, smtp, 
     assert tables["rut_z"] == pytest.approx(4.36, abs=0.01)
     assert tables["sources"] == {"options_volume": 720, "cftc_tff": 867, "etf_nav": 6 * 1394}
     assert [m["Subject"] for m in smtp.messages] == [
-        "Regime alert: RUT 4.4\u03c3 above its 50-day average \u2014 highest since 2024-07-12 (+1 more)"]
+        "Regime alert: Small-cap minus large-cap ETFs, 5-day flow spread at +6.30 pp: the highest on record "
+        "(history since 2019-01-09) (+1 more)"]
+    # write_report runs before send_alerts: the mail carries the run's report
+    assert [p.get_filename() for p in smtp.messages[0].iter_attachments()] == ["regime-report-2024-07-17.html"]
     report = settings.data_dir / "reports" / "2024-07-17.html"
     assert report.exists() and "<svg" in report.read_text()
 

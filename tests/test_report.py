@@ -281,16 +281,18 @@ def test_report_content_reads_like_the_warehouse(report):
     # records of the day: among them RUT's z-score, its 5-session lead over SPX and SPY's outflow
     records = re.search(r'<section id="records">(.*?)</section>', text, re.S)[1]
     assert "RECORD HIGH" in records and "RECORD LOW" in records
-    assert "z-score vs 50-day average</td><td>RUT</td>" in records
+    assert "z-score vs 50-day average</td><td>Russell 2000</td>" in records
     assert "5-day relative return</td><td>Russell 2000 vs S&amp;P 500</td>" in records
-    # headline wording, formats: σ, %, thousands separators, percentiles, "highest since"
+    # headline wording (regime.words, as in the CLI and the mails): σ, pp, % of open interest, contracts,
+    # percentiles, "highest since"
     summary = re.search(r'<section id="summary">(.*?)</section>', text, re.S)[1]
-    assert re.search(r"RUT · z-score vs 50-day average</td><td class=\"num\">\+\d\.\d\dσ", summary)
-    assert re.search(r"RECORD HIGH</span> highest since the history starts \(20\d\d-\d\d-\d\d\)", summary)
-    assert re.search(r"(highest|lowest) since 20\d\d-\d\d-\d\d \(", summary)
+    assert re.search(r"Russell 2000 z-score vs its 50-day average</td><td class=\"num\">\+\d\.\d\dσ", summary)
+    assert re.search(r"RECORD HIGH</span> the highest on record \(history since 20\d\d-\d\d-\d\d\)", summary)
+    assert re.search(r"the (highest|lowest) since 20\d\d-\d\d-\d\d \(\d+ (days|months)\)", summary)
     assert re.search(r"\d+(st|nd|rd|th) percentile", summary)
-    assert re.search(r'class="num">\+\d+\.\d\d%<', summary)
-    assert re.search(r'class="num">\d{1,3}(,\d{3})+<', summary)  # call volume
+    assert re.search(r'class="num">\+\d+\.\d pp<', summary)  # RUT - SPX, 5 sessions, in percentage points
+    assert re.search(r'class="num">-\d+\.\d% of open interest<', summary)
+    assert re.search(r'class="num">\d{1,3}(,\d{3})+ contracts<', summary)  # call volume
     assert "Russell 2000 E-mini · leveraged funds" in summary
 
 
@@ -400,3 +402,29 @@ def test_write_report_goes_to_the_data_dir(zscore_warehouse, tmp_path, monkeypat
     again = write_report(settings, "2024-07-16")  # replaced in place, atomically
     assert again == first and first.stat().st_size > 10_000
     assert sorted(p.name for p in first.parent.iterdir()) == ["2024-07-16.html"]
+
+
+def test_the_days_headlines_open_the_report(full_warehouse, tmp_path):
+    """marts.headlines of the as-of date, in rank order, right under the header; other days' are not shown."""
+    import shutil
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(full_warehouse, path)
+    con = duckdb.connect(str(path))
+    con.execute("create table marts.headlines (date date, rank integer, headline varchar, indicator varchar,"
+                " subject varchar, value double)")
+    con.execute("insert into marts.headlines values"
+                " ('2024-07-16', 2, 'Second: S&P 500 <b>calm</b>', 'zscore_50d', 'SPX', 0.1),"
+                " ('2024-07-16', 1, 'First: Russell 2000 closed 4.42σ above its 50-day average', 'zscore_50d',"
+                " 'RUT', 4.42),"
+                " ('2024-07-15', 1, 'Yesterday', 'zscore_50d', 'RUT', 3.66)")
+    con.close()
+    text = render_report(path, AS_OF, tmp_path / "reports").read_text(encoding="utf-8")
+    section = re.search(r'</nav>\n<section id="headlines" class="headlines">(.*?)</section>', text, re.S)
+    assert section is not None, "the headlines follow the header"
+    assert section[1] == ('<p class="lead">First: Russell 2000 closed 4.42σ above its 50-day average</p>'
+                          "<p>Second: S&amp;P 500 &lt;b&gt;calm&lt;/b&gt;</p>")
+    assert "Yesterday" not in text
+    # no headlines table (a warehouse built before it existed): no section, and the footer names it
+    older = render_report(full_warehouse, AS_OF, tmp_path / "older").read_text(encoding="utf-8")
+    assert 'id="headlines"' not in older and "marts.headlines" in older

@@ -1,8 +1,8 @@
 """Answers to an analyst's questions about the published warehouse, and the plain words that phrase them.
 
-The `regime` command (regime/cli.py) prints these; reports and alert mails may reuse them, e.g.
-`describe_since(reading)` -> "RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since
-1987-11-18); percentile 100".
+The `regime` command (regime/cli.py) prints these; regime/words.py phrases them (as it does for the report and the
+alert mails), e.g. `words.describe(reading)` -> "Russell 2000 z-score vs its 50-day average on 2024-07-16: +4.42σ,
+the highest on record (history since 1987-11-18); 100th percentile".
 
 Every function takes an open connection; values always reach SQL as bound parameters ($name), never as text.
 A question the warehouse cannot answer as asked raises AnswerError with a one-line message saying what would work.
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from regime import indicators as _registry
+from regime import words
 from regime.indicators import REGISTRY
 
 HEADLINE = tuple(indicator.name for indicator in REGISTRY if indicator.headline)
@@ -55,7 +55,7 @@ class Reading:
             return row
         values = {f.name: row[f.name] for f in fields(cls)}
         for key in ("date", "history_start", "highest_since", "lowest_since"):
-            values[key] = _as_date(values[key])
+            values[key] = words.as_date(values[key])
         return cls(**values)
 
     @property
@@ -65,14 +65,6 @@ class Reading:
 
 COLUMNS = tuple(f.name for f in fields(Reading))
 _SELECT = ", ".join(COLUMNS)
-
-
-def _as_date(value: Any) -> date | None:
-    if value is None or value != value:  # None, NaT
-        return None
-    if isinstance(value, datetime) or hasattr(value, "to_pydatetime"):
-        return value.date()
-    return value
 
 
 # ---------------------------------------------------------------- opening the warehouse
@@ -382,67 +374,36 @@ def build_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return dict(zip(names, rows[0], strict=True)) if rows else None
 
 
-# ---------------------------------------------------------------- plain words
+# ---------------------------------------------------------------- what a reading is measured against
 
 
-def format_value(value: float | None) -> str:
-    """A reading for people: 4.42, -6.00, 0.0971 (fractions to 3 significant digits), 12,345,678."""
-    if value is None:
-        return "NULL"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def format_percentile(pct_rank: float) -> str:
-    """pct_rank in (0, 1] as a percentile with at most one decimal: 1.0 -> '100', 0.9983 -> '99.8'. Only a
-    reading at the top is '100' and none is '0'."""
-    pct = round(pct_rank * 100, 1)
-    if pct >= 100 and pct_rank < 1:
-        pct = 99.9
-    pct = max(pct, 0.1)
-    return f"{pct:.1f}".removesuffix(".0")
-
-
-def span(start: date, end: date) -> str:
-    """The time from start to end in whole years, else months, else days: '24 years', '3 months', '1 day'."""
-    months = (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day)
-    if months >= 12:
-        return _plural(months // 12, "year")
-    if months >= 1:
-        return _plural(months, "month")
-    return _plural((end - start).days, "day")
-
-
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}" + ("" if n == 1 else "s")
-
-
-def since_phrase(row: Reading | Mapping[str, Any]) -> str:
-    """Where a reading stands in its history: 'the highest on record (history since 1987-11-18)', 'the lowest since
-    2008-10-10 (15 years)'. Not a record: the side whose 'since' date is older (the more remarkable one)."""
-    r = Reading.from_row(row)
+def previous_extreme(con: duckdb.DuckDBPyConnection, reading: Reading) -> tuple[date, float] | None:
+    """(date, value) of the reading a reading is measured against (words.previous_text phrases it): for a record,
+    the record it broke (the highest / lowest earlier reading, the latest if tied); otherwise the reading on its
+    'since' date (the last one beyond it on its side). None for a first reading."""
+    r = Reading.from_row(reading)
     if r.is_first:
-        return f"the first reading (history starts {r.history_start})"
-    if r.highest_since is None:
-        return f"the highest on record (history since {r.history_start})"
-    if r.lowest_since is None:
-        return f"the lowest on record (history since {r.history_start})"
-    if r.highest_since < r.lowest_since or (r.highest_since == r.lowest_since and r.pct_rank >= 0.5):
-        return f"the highest since {r.highest_since} ({span(r.highest_since, r.date)})"
-    return f"the lowest since {r.lowest_since} ({span(r.lowest_since, r.date)})"
+        return None
+    high = words.side(r) == "high"
+    params = {"indicator": r.indicator, "subject": r.subject, "day": r.date}
+    where = ("from marts.indicators where indicator = $indicator and subject = $subject and value is not null"
+             " and isfinite(value)")
+    if words.is_record(r):
+        order = "desc" if high else "asc"
+        sql = f"select date, value {where} and date < $day order by value {order}, date desc limit 1"
+    else:
+        params["day"] = r.highest_since if high else r.lowest_since
+        sql = f"select date, value {where} and date = $day"
+    rows = con.execute(sql, params).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
-def describe_since(row: Reading | Mapping[str, Any]) -> str:
-    """One sentence: 'RUT zscore_50d on 2024-07-16 was 4.42: the highest on record (history since 1987-11-18);
-    percentile 100'. `row` is a Reading or a row of marts.extremes as a mapping."""
-    r = Reading.from_row(row)
-    text = f"{r.subject} {r.indicator} on {r.date} was {format_value(r.value)}: {since_phrase(r)}"
-    if not r.is_first:
-        text += f"; percentile {format_percentile(r.pct_rank)}"
-    return text
+def headlines(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+    """The day's headlines (marts.headlines, rank order); none in a warehouse built before that table existed."""
+    if not has_table(con, "marts", "headlines"):
+        return []
+    rows = con.execute("select headline from marts.headlines where date = $day order by rank", {"day": day})
+    return [headline for (headline,) in rows.fetchall()]
 
 
 # ---------------------------------------------------------------- read-only SQL

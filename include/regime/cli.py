@@ -24,7 +24,7 @@ from typing import Any, NoReturn, TextIO
 
 import duckdb
 
-from regime import answers
+from regime import answers, words
 from regime.answers import AnswerError, Reading
 from regime.config import ConfigError, get_settings
 
@@ -118,6 +118,8 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
         day = answers.latest_date(con)
     else:
         answers.ensure_day_has_data(con, day)
+    for headline in answers.headlines(con, day):
+        out.line(headline, style="bold")
     info = answers.build_info(con)
     if info and info.get("as_of") is not None:
         built = info.get("built_at")
@@ -135,8 +137,7 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
         label = regime.get("label")
         out.line(f"Regime on {day}: {label if label is not None else 'unknown'}",
                  style="bold" if label in (None, "normal") else "bold yellow")
-        details = [(name, answers.format_value(value) if isinstance(value, float) else cell(value))
-                   for name, value in regime.items() if name not in ("date", "label")]
+        details = [_regime_detail(name, value) for name, value in regime.items() if name not in ("date", "label")]
         if details:
             out.table(["column", "value"], details, header=False, indent=2)
 
@@ -144,10 +145,10 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
     out.line()
     out.line(f"Headline readings on {day}", style="bold")
     out.table(
-        ["indicator", "subject", "value", "since", "percentile"],
-        [(r.indicator, r.subject, answers.format_value(r.value), answers.since_phrase(r),
-          "" if r.is_first else answers.format_percentile(r.pct_rank)) for r in readings],
-        right={2, 4},
+        ["reading", "value", "since", "percentile"],
+        [(words.reading_name(r.indicator, r.subject), words.value_text(r.indicator, r.value), words.since_phrase(r),
+          "" if r.is_first else words.percentile(r.pct_rank)) for r in readings],
+        right={1},
         styles=[_record_style(r) for r in readings],
     )
 
@@ -158,7 +159,24 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
         return
     out.line(f"Records set on {day}", style="bold")
     for r in records:
-        out.line(answers.describe_since(r), style=_record_style(r), indent=2)
+        out.line(_described(con, r), style=_record_style(r), indent=2)
+
+
+def _regime_detail(column: str, value: Any) -> tuple[str, str]:
+    """A column of marts.regime_daily with its value in its indicator's unit."""
+    name, indicator = words.REGIME_COLUMNS.get(column, (column, None))
+    if column == "records" and isinstance(value, str):
+        return name, words.records_text(value)
+    if indicator is not None and isinstance(value, float):
+        return name, words.value_text(indicator, value)
+    return name, cell(value)
+
+
+def _described(con: duckdb.DuckDBPyConnection, r: Reading) -> str:
+    """words.describe with the previous extreme the reading is measured against."""
+    previous = answers.previous_extreme(con, r)
+    text = words.describe(r)
+    return text if previous is None else f"{text}; {words.previous_text(r.indicator, r, previous)}"
 
 
 def _record_style(r: Reading) -> str | None:
@@ -171,7 +189,7 @@ def _record_style(r: Reading) -> str | None:
 
 def cmd_since(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
     reading = answers.since(con, args.indicator, args.subject, args.date)
-    out.line(answers.describe_since(reading), style=_record_style(reading))
+    out.line(_described(con, reading), style=_record_style(reading))
 
 
 def cmd_history(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
@@ -180,8 +198,10 @@ def cmd_history(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: O
         write_csv(out.stream, ["date", "indicator", "subject", "value"], rows)
         return
     _, indicator, subject, _ = rows[0]
-    out.line(f"{subject} {indicator}, {rows[0][0]} to {rows[-1][0]} ({len(rows)} readings)", style="bold")
-    out.table(["date", "value"], [(d.isoformat(), answers.format_value(v)) for d, _, _, v in rows], right={1})
+    out.line(f"{words.reading_name(indicator, subject)} ({indicator} {subject}), {rows[0][0]} to {rows[-1][0]}"
+             f" ({len(rows)} readings)", style="bold")
+    out.table(["date", "value"], [(d.isoformat(), words.value_text(indicator, v)) for d, _, _, v in rows],
+              right={1})
 
 
 def cmd_sql(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:

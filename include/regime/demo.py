@@ -10,7 +10,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from regime import state, warehouse
+from regime import answers, state, warehouse, words
 from regime.config import Settings, get_settings
 from regime.mailcatcher import MailCatcher
 
@@ -70,9 +70,13 @@ def summary(settings: Settings, as_of: date) -> None:
             "date = (select max(date) from marts.indicators where date <= $as_of) order by indicator, subject",
             {"as_of": as_of},
         ).fetchall()
+        heads = answers.headlines(con, as_of)
+        print(f"\nHeadlines of {as_of}:" if heads else f"\nNo headlines on {as_of}: nothing historic that day.")
+        for headline in heads:
+            print(f"  {headline}")
         print(f"\nLatest readings ({rows[0][0] if rows else as_of}):")
         for _d, indicator, subject, value in rows:
-            print(f"  {indicator:<12} {subject:<8} {value:>8.2f}")
+            print(f"  {words.reading_name(indicator, subject):<72} {words.value_text(indicator, value):>24}")
     finally:
         con.close()
     alerts = state.frames(settings.state_dir)["alerts"]

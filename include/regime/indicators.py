@@ -163,6 +163,9 @@ def get(name: str) -> Indicator:
 #   'stretched'              abs(RUT or SPX zscore_50d) >= stretched_z
 #   'normal'                 otherwise ('insufficient history' while neither z-score exists yet)
 # A headline indicator's record counts in regime_daily.records once its series is record_min_days old.
+# marts.headlines (include/sql/marts/headlines.sql) says a reading of a headline indicator that is not a record is
+# historic when it is the highest (lowest) in more than headline_since_days days; its records, like regime_daily's,
+# once the series is record_min_days old.
 # The build merges these into the SQL parameters (a run's own parameters win).
 REGIME_RULES: dict = {
     "squeeze_z": 3.0,
@@ -171,5 +174,6 @@ REGIME_RULES: dict = {
     "capitulation_rel": -0.05,
     "stretched_z": 2.0,
     "record_min_days": 365,
+    "headline_since_days": 730,  # marts.headlines: a non-record reading is historic beyond this many days (2 years)
     "headline_indicators": [indicator.name for indicator in REGISTRY if indicator.headline],
 }

@@ -108,32 +108,24 @@ def queue_alerts(con, as_of: date, settings: Settings) -> int:
     return outbox.enqueue(settings.state_dir, as_of, rules.evaluate(con, as_of, settings))
 
 
-def _chart(con, lead: dict, as_of: date, settings: Settings) -> bytes | None:
-    from regime.alerts import chart
-
-    if lead["indicator"] == "regime_label":
-        lead = {"indicator": "zscore_50d", "subject": "RUT"}
-    history = con.execute(
-        "select date, value from marts.indicators where indicator = $indicator and subject = $subject"
-        " and value is not null and date <= $as_of order by date desc limit 250",
-        {"indicator": lead["indicator"], "subject": lead["subject"], "as_of": as_of},
-    ).df().sort_values("date")
-    if history.empty:
-        return None
-    if lead["indicator"] == "zscore_50d":
-        return chart.zscore_chart(history, lead["subject"], settings.zscore_alert)
-    return chart.reading_chart(history, f"{lead['subject']} {lead['indicator']}, last 250 readings",
-                               f"{lead['subject']} {lead['indicator']}", "")
+class AlertsNotComposed(RuntimeError):
+    """Some alerts could not be put into a mail (the others were sent); the message names each with its error."""
 
 
 def alert(as_of: date, settings: Settings | None = None) -> dict:
     """Mail every pending alert in one message (new extremes of the published warehouse are queued first, as
     the build already did); mark them sent only once the SMTP server accepted the mail.
 
+    Each alert is put into words on its own (regime.alerts.content): one that cannot be is marked failed with its
+    error, the others are mailed, and then AlertsNotComposed names it (the task fails: operators get a mail). The
+    subject is the day's first headline (marts.headlines); the run's report (reports/<as_of>.html), when written
+    already, is attached; the chart or report failing leaves them out, never the mail.
+
     One alert run at a time (state/alerts.lock): a second one waits, then finds the alerts sent and mails nothing.
     Not the warehouse's lock: this reads only the published file (never blocked) and writes only the outbox, so it
     need not wait for a build; a build's queue_alerts only adds rows, which the next run mails."""
-    from regime.alerts import mail, outbox, rules
+    from regime import answers
+    from regime.alerts import chart, content, mail, outbox, rules
     from regime.locks import exclusive
 
     settings = settings or get_settings()
@@ -143,23 +135,40 @@ def alert(as_of: date, settings: Settings | None = None) -> dict:
             found = rules.evaluate(con, as_of, settings)
             new = outbox.enqueue(settings.state_dir, as_of, found)
             waiting = outbox.pending(settings.state_dir)
-            png = _chart(con, waiting[0], as_of, settings) if waiting else None
+            items, failed = content.items(con, waiting, settings)
+            headlines = answers.headlines(con, as_of)
+            png = None
+            if items:
+                lead = next(a for a in waiting if a["alert_key"] == items[0].key)
+                try:
+                    png = chart.lead_chart(con, lead["indicator"], lead["subject"], as_of, settings.zscore_alert)
+                except Exception:
+                    log.exception("the alert chart failed: the mail goes without it")
         finally:
             con.close()
-        log.info("alerts: %d found, %d new, %d pending", len(found), new, len(waiting))
-        if not waiting:
-            return {"found": len(found), "new": new, "sent": 0}
-        keys = [a["alert_key"] for a in waiting]
-        msg = mail.compose(waiting, mail.sender(settings.smtp_conn_id), list(settings.alert_to), png,
-                           as_of.isoformat())
-        try:
-            mail.send(msg, settings.smtp_conn_id)
-        except Exception as exc:
-            outbox.mark(settings.state_dir, keys, ok=False, error=f"{exc.__class__.__name__}: {exc}")
-            raise
-        outbox.mark(settings.state_dir, keys, ok=True)
-    log.info("sent %r to %s", msg["Subject"], ", ".join(settings.alert_to))
-    return {"found": len(found), "new": new, "sent": len(keys), "subject": msg["Subject"]}
+        log.info("alerts: %d found, %d new, %d pending, %d could not be composed", len(found), new, len(waiting),
+                 len(failed))
+        if failed:
+            for key, error in failed.items():
+                log.error("alert %s could not be composed: %s", key, error)
+            outbox.mark(settings.state_dir, list(failed), ok=False, error=None, errors=failed)
+        result = {"found": len(found), "new": new, "sent": 0}
+        if items:
+            keys = [item.key for item in items]
+            msg = mail.compose(items, headlines, as_of.isoformat(), mail.sender(settings.smtp_conn_id),
+                               list(settings.alert_to), png, settings.data_dir / "reports" / f"{as_of}.html")
+            try:
+                mail.send(msg, settings.smtp_conn_id)
+            except Exception as exc:
+                outbox.mark(settings.state_dir, keys, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+                raise
+            outbox.mark(settings.state_dir, keys, ok=True)
+            log.info("sent %r to %s", msg["Subject"], ", ".join(settings.alert_to))
+            result.update(sent=len(keys), subject=msg["Subject"])
+    if failed:
+        raise AlertsNotComposed(f"{len(failed)} alert(s) could not be composed (kept as failed, retried next run; "
+                                f"{result['sent']} sent): " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    return result
 
 
 def report(as_of: date, settings: Settings | None = None) -> str:

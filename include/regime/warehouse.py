@@ -105,6 +105,24 @@ def run_model(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: 
     return scalar(con, f"select count(*) from {table}")
 
 
+def register_words(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the Python scalar functions that marts.headlines (include/sql/marts/headlines.sql) calls on `con`:
+    regime_subject_kind(indicator, subject) (regime.words.subject_kind: 'index', 'volatility index', 'underlying',
+    'ETF' or NULL) and regime_headline(kind, side, indicator, subject, value, date, since, history_start, grp)
+    (regime.words.headline: the sentence). NULL arguments reach Python as None (null_handling 'special': `since` and
+    `grp` are NULL for most kinds, and subject_kind returns None); both are pure functions (no side effects)."""
+    from regime import words
+
+    for name in ("regime_subject_kind", "regime_headline"):
+        with contextlib.suppress(duckdb.InvalidInputException):  # registered before on this connection
+            con.remove_function(name)
+    con.create_function("regime_subject_kind", words.subject_kind, ["VARCHAR", "VARCHAR"], "VARCHAR",
+                        null_handling="special", side_effects=False)
+    con.create_function("regime_headline", words.headline,
+                        ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "DATE", "DATE", "DATE", "VARCHAR"],
+                        "VARCHAR", null_handling="special", side_effects=False)
+
+
 def lake_params(settings: Settings, as_of: date) -> dict:
     """Parameters every model may use: the as-of date, where each dataset's Parquet files are (an empty typed
     file for a dataset the lake does not hold yet), and the configured groups."""
@@ -250,6 +268,9 @@ def build(settings: Settings, as_of: date) -> Path:
         clock = _done("extremes", "marts.extremes", extremes.build(con, params), clock)
         rows = run_model(con, "marts.regime_daily", "marts/regime_daily.sql", {**params, "since": FULL})
         clock = _done("regime_daily", "marts.regime_daily", rows, clock)
+        register_words(con)
+        rows = run_model(con, "marts.headlines", "marts/headlines.sql", {**params, "since": FULL})
+        clock = _done("headlines", "marts.headlines", rows, clock)
         _finish(con, settings, as_of, None, fingerprint(settings), journals)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"full build as of {as_of}", None, started)
@@ -272,7 +293,8 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
     which every staging table is unchanged, at most the previous as-of date, and at most MAX_INCREMENTAL_DAYS before
     `as_of`. Every row dated after `since` is deleted and recomputed: indicators from their look-back rows only
     (insert_readings), marts.extremes from its state tables (extremes.update), marts.regime_daily for the new
-    sessions. Every row dated up to `since` is kept: it depends only on lake rows dated up to `since`.
+    sessions, marts.headlines for the days after `since`. Every row dated up to `since` is kept: it depends only on
+    lake rows dated up to `since`.
 
     `spare` (pipeline.build passes spare_path(settings)): the file published before `previous`, which publish()
     keeps. Where it passes the same checks, is within MAX_INCREMENTAL_DAYS of `as_of`, has no other name and no
@@ -330,6 +352,11 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
         sql = read_sql("marts/regime_daily.sql")
         rows = scalar(con, f"insert into marts.regime_daily {sql}", bind(sql, {**params, "since": since}))
         clock = _done("regime_daily", "marts.regime_daily", rows, clock)
+        register_words(con)
+        con.execute("delete from marts.headlines where date > $since", {"since": since})
+        sql = read_sql("marts/headlines.sql")
+        rows = scalar(con, f"insert into marts.headlines {sql}", bind(sql, {**params, "since": since}))
+        clock = _done("headlines", "marts.headlines", rows, clock)
         _finish(con, settings, as_of, since, wanted["fingerprint"], journals, checked)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"update from {built['as_of']} to {as_of}, recomputed after {since}", None, started)
@@ -569,14 +596,14 @@ def fingerprint(settings: Settings) -> str:
     import numpy
     import pyarrow
 
-    from regime import extremes, indicators
+    from regime import extremes, indicators, words
     from regime.indicators import REGIME_RULES
 
     digest = hashlib.sha256()
     for folder in ("staging", "marts", "intermediate", "indicators"):
         for path in sorted((SQL_DIR / folder).rglob("*.sql")):
             digest.update(f"{path.relative_to(SQL_DIR)}\0".encode() + path.read_bytes())
-    for module in (datasets, extremes, indicators):
+    for module in (datasets, extremes, indicators, words):  # words: the sentences of marts.headlines
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     digest.update(json.dumps({

@@ -1,5 +1,6 @@
-"""Rendering one alert mail (plain text, HTML and an inline chart) and sending it through the Airflow
-SMTP connection. Credentials live only in that connection."""
+"""Rendering the alert mail (plain text, HTML with the chart of the leading reading, the run's report attached) and
+sending it through the Airflow SMTP connection. Credentials live only in that connection. What each alert says
+comes from regime.alerts.content (in words and units, regime.words); the subject is the day's headline."""
 
 from __future__ import annotations
 
@@ -7,51 +8,107 @@ import html
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from regime.alerts.content import Item
+
+SUBJECT_MAX = 200  # characters of the subject line (a headline is ~130)
+REPORT_MAX_BYTES = 10 * 1024 * 1024  # the run's HTML report is attached up to this size
 
 
-def subject_line(alerts: list[dict]) -> str:
-    lead = alerts[0]["message"]
-    more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
-    return f"Regime alert: {lead}{more}"
+def subject_line(headlines: list[str], items: list[Item]) -> str:
+    """The day's first headline; without one (nothing historic that day), the lead alert's reading in words."""
+    if headlines:
+        lead = headlines[0]
+    else:
+        first = items[0]
+        lead = f"{first.reading} {first.value}" + (f", {first.standing}" if first.standing else "")
+    more = len(items) - 1
+    text = f"Regime alert: {lead}" + (f" (+{more} more)" if more > 0 else "")
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "\u2026"
 
 
-def compose(alerts: list[dict], sender: str, recipients: list[str], chart_png: bytes | None,
-            as_of: str) -> EmailMessage:
+def _context(item: Item) -> str:
+    return "; ".join(part for part in (item.standing, item.percentile, item.previous) if part)
+
+
+def plain_text(items: list[Item], headlines: list[str], as_of: str, report_name: str | None) -> str:
+    lines = [*headlines, ""] if headlines else []
+    lines += [f"Regime monitor, run as of {as_of}: {_count(items)}.", ""]
+    for n, item in enumerate(items, 1):
+        lines += [f"{n}. {item.reading}: {item.value} on {item.date}"]
+        if _context(item):
+            lines += [f"   {_context(item)}"]
+        lines += [f"   fired: {item.fires} (rule {item.rule})", ""]
+    lines += ["The chart of the leading reading is in the HTML version of this mail."]
+    if report_name:
+        lines += [f"The run's full report is attached ({report_name}): open it in a browser."]
+    return "\n".join(lines) + "\n"
+
+
+def _count(items: list[Item]) -> str:
+    return f"{len(items)} new extreme reading{'' if len(items) == 1 else 's'}"
+
+
+def html_body(items: list[Item], headlines: list[str], as_of: str, chart_cid: str | None,
+              report_name: str | None) -> str:
+    e = html.escape
+    cell = "padding:8px 10px;border-bottom:1px solid #e0e0e0;vertical-align:top"
+    rows = "".join(
+        f"<tr><td style='{cell}'><b>{e(item.reading)}</b><br>{e(_context(item))}<br>"
+        f"<span style='color:#5f6368;font-size:12px'>{e(item.date)} &middot; fired: {e(item.fires)}</span></td>"
+        f"<td style='{cell};text-align:right;white-space:nowrap;font-weight:bold;font-size:16px'>{e(item.value)}</td>"
+        "</tr>"
+        for item in items
+    )
+    heads = ""
+    if headlines:
+        heads = f"<h1 style='font-size:20px;line-height:1.3;margin:0 0 8px'>{e(headlines[0])}</h1>"
+        heads += "".join(f"<p style='font-size:15px;margin:0 0 6px'>{e(h)}</p>" for h in headlines[1:])
+    chart = (f"<p><img src='cid:{chart_cid}' alt='chart of the leading reading' "
+             "style='width:100%;max-width:800px;height:auto;border:0'></p>" if chart_cid else "")
+    report = (f"<p>The run's full report is attached: <b>{e(report_name)}</b> (open it in a browser).</p>"
+              if report_name else "")
+    th = "text-align:left;padding:8px 10px;border-bottom:2px solid #202124;font-size:13px"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'></head>"
+        "<body style='margin:0;padding:16px;font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;"
+        "color:#202124;background:#ffffff'><div style='max-width:820px;margin:0 auto'>"
+        f"{heads}<p style='color:#5f6368;margin:8px 0 16px'>Regime monitor, run as of {e(as_of)}: "
+        f"{e(_count(items))}.</p>"
+        "<table role='presentation' style='width:100%;border-collapse:collapse;font-size:14px'>"
+        f"<thead><tr><th style='{th}'>Reading, where it stands in its history, the rule that fired</th>"
+        f"<th style='{th};text-align:right'>Value</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"{chart}{report}"
+        "<p style='color:#5f6368;font-size:12px;margin-top:24px'>Each extreme is mailed once per episode. "
+        "Rules, thresholds and how to change them: docs/alerts.md.</p>"
+        "</div></body></html>"
+    )
+
+
+def compose(items: list[Item], headlines: list[str], as_of: str, sender: str, recipients: list[str],
+            chart_png: bytes | None = None, report: Path | None = None) -> EmailMessage:
+    """The alert mail: a plain-text part, an HTML part with the chart of the leading reading inline, and the run's
+    HTML report attached (when given and at most REPORT_MAX_BYTES)."""
+    if report is not None and (not report.is_file() or report.stat().st_size > REPORT_MAX_BYTES):
+        report = None
+    report_name = f"regime-report-{as_of}.html" if report is not None else None
     msg = EmailMessage()
-    msg["Subject"] = subject_line(alerts)
+    msg["Subject"] = subject_line(headlines, items)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="regime.local")
-
-    lines = [f"Regime monitor, run as of {as_of}: {len(alerts)} extreme reading(s).", ""]
-    for a in alerts:
-        lines.append(f"- {a['reading_date']}  {a['indicator']:<12} {a['subject']:<8} {a['value']:>8.2f}  "
-                     f"{a['message']}")
-    lines += ["", "The chart of the leading reading is attached to the HTML version of this mail."]
-    msg.set_content("\n".join(lines))
-
-    rows = "".join(
-        f"<tr><td>{html.escape(a['reading_date'])}</td><td>{html.escape(a['indicator'])}</td>"
-        f"<td>{html.escape(a['subject'])}</td><td style='text-align:right'>{a['value']:.2f}</td>"
-        f"<td>{html.escape(a['message'])}</td></tr>"
-        for a in alerts
-    )
-    chart_cid = make_msgid(domain="regime.local")
-    chart_tag = (f"<p><img src='cid:{chart_cid[1:-1]}' alt='chart of the leading reading' width='800'></p>"
-                 if chart_png else "")
-    body = (
-        "<html><body style='font-family:sans-serif'>"
-        f"<h2>{html.escape(subject_line(alerts))}</h2>"
-        f"<p>Run as of {html.escape(as_of)}: {len(alerts)} extreme reading(s).</p>"
-        "<table border='1' cellpadding='4' cellspacing='0' style='border-collapse:collapse'>"
-        "<tr><th>Date</th><th>Indicator</th><th>Subject</th><th>Value</th><th>What it means</th></tr>"
-        f"{rows}</table>{chart_tag}</body></html>"
-    )
-    msg.add_alternative(body, subtype="html")
+    msg.set_content(plain_text(items, headlines, as_of, report_name))
+    chart_cid = make_msgid(domain="regime.local") if chart_png else None
+    msg.add_alternative(html_body(items, headlines, as_of, chart_cid[1:-1] if chart_cid else None, report_name),
+                        subtype="html")
     if chart_png:
         msg.get_payload()[1].add_related(chart_png, maintype="image", subtype="png", cid=chart_cid,
                                          filename="chart.png")
+    if report is not None:
+        msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report_name)
     return msg
 
 

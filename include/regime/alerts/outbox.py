@@ -42,12 +42,16 @@ def pending(state_dir: Path) -> list[dict]:
         ).fetchall()
 
 
-def mark(state_dir: Path, keys: list[str], ok: bool, error: str | None = None) -> None:
+def mark(state_dir: Path, keys: list[str], ok: bool, error: str | None = None,
+         errors: dict[str, str] | None = None) -> None:
+    """Count an attempt of each alert: `sent`, or `failed` with `error` (or its own in `errors`, by key). A failed
+    alert stays in pending(): the next alert run tries it again."""
+    errors = errors or {}
     with state.connect(state_dir) as con:
         con.executemany(
             "update alerts set attempts = attempts + 1, state = ?, last_error = ?, sent_at = ? "
             "where alert_key = ?",
-            [("sent" if ok else "failed", error, _now() if ok else None, k) for k in keys],
+            [("sent" if ok else "failed", errors.get(k, error), _now() if ok else None, k) for k in keys],
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from regime import words
 from regime.warehouse import bind, read_sql
 
 MAX_AGE_DAYS = 10  # a reading older than this (a weekly CFTC release) no longer fires record/long_since
@@ -41,35 +42,10 @@ class Alert:
         return f"{self.rule}:{self.indicator}:{self.subject}:{self.episode_start.isoformat()}"
 
 
-def _since_words(row: dict[str, Any]) -> str:
-    if row.get("is_record_high"):
-        return "highest on record"
-    if row.get("is_record_low"):
-        return "lowest on record"
-    high, low = row.get("highest_since"), row.get("lowest_since")
-    if high is not None and (low is None or high < low):
-        return f"highest since {high.isoformat()}"
-    if low is not None:
-        return f"lowest since {low.isoformat()}"
-    return ""
-
-
-def describe_zscore(subject: str, value: float) -> str:
-    side = "above" if value > 0 else "below"
-    return f"{subject} {abs(value):.1f}\u03c3 {side} its 50-day average"
-
-
-def _zscore(row: dict, settings) -> str:
-    since = _since_words(row)
-    return describe_zscore(row["subject"], row["value"]) + (f" \u2014 {since}" if since else "")
-
-
 def _reading(row: dict, settings) -> str:
-    from regime.report import fmt
-
-    value = fmt.Units().text(row["indicator"], row["value"])
-    return (f"{fmt.subject_name(row['subject'])}: {fmt.indicator_name(row['indicator'])} {value} "
-            f"\u2014 {_since_words(row)}")
+    """'Russell 2000 z-score vs its 50-day average +4.42σ, the highest on record (history since 1987-11-18)'."""
+    return (f"{words.reading_name(row['indicator'], row['subject'])} "
+            f"{words.value_text(row['indicator'], row['value'])}, {words.since_phrase(row)}")
 
 
 def _label(row: dict, settings) -> str:
@@ -80,15 +56,35 @@ def _label(row: dict, settings) -> str:
 class Rule:
     name: str
     sql: str
-    words: Any  # (row, settings) -> str
+    words: Any  # (row, settings) -> the alert's one-line message
+    fires: Any  # (settings) -> when it fires, with its threshold, in words (shown in the mail)
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("zscore_threshold", "alerts/zscore_threshold.sql", _zscore),
-    Rule("record", "alerts/record.sql", _reading),
-    Rule("long_since", "alerts/long_since.sql", _reading),
-    Rule("label_change", "alerts/label_change.sql", _label),
+    Rule("zscore_threshold", "alerts/zscore_threshold.sql", _reading,
+         lambda s: f"an index's z-score vs its 50-day average beyond \u00b1{s.zscore_alert:g}\u03c3"
+                   " (REGIME_ZSCORE_ALERT)"),
+    Rule("record", "alerts/record.sql", _reading,
+         lambda s: "a headline reading beyond every earlier one of its series (a record; series at least "
+                   f"{_record_min_days()} days old)"),
+    Rule("long_since", "alerts/long_since.sql", _reading,
+         lambda s: f"a headline reading the highest or lowest in more than {s.since_years:g} "
+                   f"year{'' if s.since_years == 1 else 's'} (REGIME_SINCE_YEARS)"),
+    Rule("label_change", "alerts/label_change.sql", _label,
+         lambda s: "the regime label of the latest session differs from the session before"),
 )
+BY_NAME = {rule.name: rule for rule in RULES}
+
+
+def _record_min_days() -> int:
+    from regime.indicators import REGIME_RULES
+
+    return int(REGIME_RULES["record_min_days"])
+
+
+def fires_when(rule: str, settings) -> str:
+    """The rule's condition and threshold in words ('an index's z-score … beyond ±3σ (REGIME_ZSCORE_ALERT)')."""
+    return BY_NAME[rule].fires(settings) if rule in BY_NAME else rule
 
 
 def params(settings, as_of: date) -> dict:

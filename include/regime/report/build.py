@@ -10,7 +10,6 @@ import html
 import logging
 import numbers
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regime import warehouse
+from regime import warehouse, words
 from regime.config import Settings
 from regime.report import charts, fmt
 from regime.report.data import ReportData, load
@@ -114,6 +113,8 @@ main{max-width:1140px;margin:0 auto;padding:24px 28px 48px}
 header{border-bottom:3px solid var(--ink);padding-bottom:12px;margin-bottom:8px}
 h1{font-size:26px;margin:0 0 4px}
 h1 .asof{color:var(--muted);font-weight:normal}
+.headlines{border-left:4px solid #d93025;padding:4px 0 4px 14px;margin:14px 0}
+.headlines p{margin:4px 0;font-size:15px}.headlines p.lead{font-size:19px;font-weight:600}
 h2{font-size:19px;margin:0 0 10px}
 h3{font-size:15px;margin:16px 0 6px}
 .meta{color:var(--muted);font-size:13px;margin:2px 0}
@@ -172,6 +173,15 @@ def _header(data: ReportData) -> str:
             + "".join(f'<p class="meta">{e(line)}</p>' for line in lines) + f"</header><nav>{nav}</nav>")
 
 
+def _headlines(data: ReportData) -> str:
+    """The day's headlines (marts.headlines): what was historic, in the article's language."""
+    if not data.headlines:
+        return ""
+    first, *rest = data.headlines
+    return ('<section id="headlines" class="headlines">' + f"<p class=\"lead\">{e(first)}</p>"
+            + "".join(f"<p>{e(h)}</p>" for h in rest) + "</section>")
+
+
 def _validation_line(runs: pd.DataFrame) -> str:
     total = len(runs)
     if "success" not in runs.columns:
@@ -200,10 +210,10 @@ def _value_for_column(data: ReportData, column: str, value) -> str:
     if isinstance(value, numbers.Real):
         if pd.isna(value):
             return "—"
-        for name in sorted(fmt.INDICATORS, key=len, reverse=True):
-            if name in column.lower():
-                return data.units.text(name, value)
-        return fmt.number("number", float(value))
+        indicator = words.REGIME_COLUMNS.get(column, (column, None))[1]
+        if indicator is not None:
+            return data.units.text(indicator, value)
+        return words.number("number", float(value))
     return str(value)
 
 
@@ -216,24 +226,12 @@ def _records_text(value) -> str | None:
         n = int(value)
         return f"{n} record{'s' if n != 1 else ''} set today"
     if isinstance(value, str):
-        return f"Records today: {_records_list(value)}" if value.strip() else None
+        return f"Records today: {words.records_text(value)}" if value.strip() else None
     try:
         items = [str(v) for v in value]
     except TypeError:
         return str(value)
     return f"Records: {', '.join(items)}" if items else "no records today"
-
-
-def _records_list(text: str) -> str:
-    """'zscore_50d RUT high; rel_ret_5d RUT/SPX high' (regime_daily.records) in words."""
-    out = []
-    for item in (part.strip() for part in text.split(";")):
-        words = item.split()
-        if len(words) == 3 and words[2] in ("high", "low"):
-            out.append(f"{fmt.subject_name(words[1])} {fmt.indicator_name(words[0])} (record {words[2]})")
-        elif item:
-            out.append(item)
-    return "; ".join(out)
 
 
 def _summary(data: ReportData) -> str:
@@ -258,7 +256,7 @@ def _summary(data: ReportData) -> str:
         out.append(f'<div class="kv">labels of the last {len(recent)} sessions</div><div class="chips">{chips}</div>')
         extra = [c for c in data.regime.columns if c not in ("date", "label", "records")]
         if extra:
-            items = "".join(f'<span class="chip" title="{e(c)}">{e(fmt.REGIME_COLUMNS.get(c, c))}: '
+            items = "".join(f'<span class="chip" title="{e(c)}">{e(words.REGIME_COLUMNS.get(c, (c,))[0])}: '
                             f"<b>{e(_value_for_column(data, c, today.get(c)))}</b></span>" for c in extra)
             out.append(f'<div class="kv" style="margin-top:10px">inputs of the label</div>'
                        f'<div class="chips">{items}</div>')
@@ -291,9 +289,9 @@ def _headline_table(data: ReportData) -> str:
         when = "" if reading_day == data.as_of else f'<br><span class="kv">reading of {reading_day.isoformat()}</span>'
         rows.append(
             f'<tr{" class=record" if record else ""}>'
-            f"<td>{e(fmt.subject_name(subject))} · {e(fmt.indicator_name(indicator))}{when}</td>"
+            f"<td>{e(words.reading_name(indicator, subject))}{when}</td>"
             f'<td class="num">{e(data.units.text(indicator, latest["value"]))}</td>'
-            f"<td>{e(fmt.percentile(latest.get('pct_rank')) if has_context else '—')}</td>"
+            f"<td>{e(words.percentile(latest.get('pct_rank')) if has_context else '—')}</td>"
             f"<td>{_since_cell(latest, data.as_of) if has_context else '—'}</td></tr>")
     if not rows:
         return note("No data for headline readings: marts.indicators has no readings up to "
@@ -305,7 +303,7 @@ def _headline_table(data: ReportData) -> str:
 
 
 def _since_cell(row: dict, as_of: date) -> str:
-    text = e(re.sub(r"^record (high|low): ", "", fmt.since_wording(row, as_of)))
+    text = e(words.since_phrase(row))
     if row.get("is_record_high"):
         return f'<span class="tag">RECORD HIGH</span> {text}'
     if row.get("is_record_low"):
@@ -330,13 +328,13 @@ def _records(data: ReportData) -> str:
             prev = ""
             if not before.empty:
                 at = before.loc[before["value"].idxmax() if high else before["value"].idxmin()]
-                prev = f"{data.units.text(indicator, at['value'])} on {fmt.day(at['date'])}"
+                prev = words.previous_text(indicator, row, (at["date"], at["value"]))
             rows.append(
-                f"<tr><td>{e(fmt.indicator_name(indicator))}</td><td>{e(fmt.subject_name(subject))}</td>"
+                f"<tr><td>{e(words.indicator_name(indicator))}</td><td>{e(words.subject_name(subject))}</td>"
                 f'<td class="num">{e(data.units.text(indicator, row["value"]))}</td>'
                 f'<td><span class="tag{"" if high else " low"}">{"RECORD HIGH" if high else "RECORD LOW"}</span></td>'
                 f'<td class="num">{e(prev or "—")}</td><td>{e(fmt.day(row.get("history_start")))}</td>'
-                f"<td>{e(fmt.percentile(row.get('pct_rank')))}</td></tr>")
+                f"<td>{e(words.percentile(row.get('pct_rank')))}</td></tr>")
         out.append("<table><thead><tr><th>Reading</th><th>Subject</th><th>Value</th><th>Record</th>"
                    "<th>Previous extreme</th><th>History since</th><th>Percentile</th></tr></thead><tbody>"
                    + "".join(rows) + "</tbody></table>")
@@ -353,9 +351,9 @@ def _today_sentence(data: ReportData, pairs: tuple[tuple[str, str], ...]) -> str
         if latest is None:
             continue
         value = data.units.text(indicator, latest["value"])
-        text = f"{fmt.subject_name(subject)} {fmt.indicator_name(indicator)} {value}"
+        text = f"{words.reading_name(indicator, subject)} {value}"
         if "pct_rank" in latest:
-            text += f" ({fmt.since_wording(latest, data.as_of)}; {fmt.percentile(latest.get('pct_rank'))})"
+            text += f" ({words.since_phrase(latest)}; {words.percentile(latest.get('pct_rank'))})"
         parts.append(text)
     return f"<b>Today:</b> {e('; '.join(parts))}." if parts else ""
 
@@ -390,6 +388,7 @@ def _footer(data: ReportData) -> str:
 def render_html(data: ReportData) -> str:
     body = [
         _guarded("the header", lambda: _header(data)),
+        _guarded("the headlines", lambda: _headlines(data)),
         _guarded("Regime summary", lambda: _summary(data), "summary"),
         _guarded("Records of the day", lambda: _records(data), "records"),
         *(_guarded(s.title, lambda s=s: _chart_section(data, s), s.key) for s in SECTIONS),

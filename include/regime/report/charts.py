@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from regime.report import fmt
+from regime import words
 from regime.report.data import ReportData
 
 INDEXES = ("RUT", "SPX", "NDX", "DJX", "VIX", "RVX")
@@ -127,7 +127,7 @@ def _date_axis(ax) -> None:
 
 
 def _y_axis(ax, kind: str) -> None:
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.axis_text(kind, v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: words.axis_text(kind, v)))
 
 
 def _mark_as_of(ax, as_of: pd.Timestamp, label: bool = True) -> None:
@@ -358,11 +358,11 @@ def call_volume(data: ReportData, years: float = 2) -> Chart | None:
         for (subject, df), dy in zip(series.items(), offsets, strict=True):
             color = "#d93025" if subject == "IWM" else "#1a73e8"
             ax.plot(df["date"], df["value"], color=color, linewidth=1.2, label=f"{subject} calls, 5 sessions")
-            _endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], fmt.compact(df["value"].iloc[-1]), color,
+            _endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], words.compact(df["value"].iloc[-1]), color,
                       dy=dy)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.compact(v)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: words.compact(v)))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("contracts (log scale)")
         title = " vs ".join(series)
@@ -403,7 +403,7 @@ def positioning(data: ReportData) -> Chart | None:
                      "date": pd.Timestamp(latest["date"])})
     if not rows:
         return None
-    market_order = list(fmt.CFTC_MARKETS)
+    market_order = list(words.CFTC_MARKETS)
     class_order = ["lev_money", "asset_mgr", "dealer", "other_rept", "nonrept"]
     rows.sort(key=lambda r: (market_order.index(r["code"]) if r["code"] in market_order else 99, r["code"],
                              class_order.index(r["cls"]) if r["cls"] in class_order else 99, r["cls"]))
@@ -415,9 +415,9 @@ def positioning(data: ReportData) -> Chart | None:
         pcts = np.array([r["pct"] * 100 for r in rows])
         colors = ["#d93025" if p >= 90 else "#1a73e8" if p <= 10 else "#9aa0a6" for p in pcts]
         ax.barh(y, pcts, color=colors, height=0.62, zorder=2)
-        ax.set_yticks(y, [fmt.subject_name(r["subject"]) for r in rows])
+        ax.set_yticks(y, [words.subject_name(r["subject"]) for r in rows])
         for yi, p, r in zip(y, pcts, rows, strict=True):
-            text = f"{fmt.ordinal(min(100, max(1, round(p))))} pct · net {data.units.text('net_pct_oi', r['value'])}"
+            text = f"{words.ordinal(min(100, max(1, round(p))))} pct · net {data.units.text('net_pct_oi', r['value'])}"
             ax.text(min(p, 100) + 1, yi, text, va="center", fontsize=8.5, color="#3c4043")
         for x in (10, 90):
             ax.axvline(x, color="#5f6368", linestyle=":", linewidth=0.9, zorder=1)

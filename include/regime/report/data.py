@@ -48,6 +48,7 @@ class ReportData:
     extremes: pd.DataFrame | None = None  # the latest row on or before as_of of every series
     regime: pd.DataFrame | None = None  # marts.regime_daily up to as_of
     validation: pd.DataFrame | None = None  # meta.validation_runs of as_of
+    headlines: list[str] = field(default_factory=list)  # marts.headlines of as_of, in rank order
     missing: list[str] = field(default_factory=list)  # tables that are absent or empty
     units: Units = field(default_factory=Units)
     _series: dict = field(default_factory=dict, repr=False)
@@ -129,6 +130,12 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportData:
         data.missing.append("marts.regime_daily")
     else:
         data.regime = regime.reset_index(drop=True)
+
+    heads = frame(con, "select headline from marts.headlines where date = $as_of order by rank", p)
+    if heads is None:
+        data.missing.append("marts.headlines")
+    else:
+        data.headlines = heads["headline"].tolist()
 
     runs = frame(con, "select * from meta.validation_runs where as_of = $as_of", p)
     if runs is not None and not runs.empty and "run_at" in runs.columns:

@@ -12,13 +12,13 @@ from pathlib import Path
 import duckdb
 
 from regime import state
-from regime.validation import cftc_tff, etf_nav, extremes, indicators, options_volume, prices, regime_daily
+from regime.validation import cftc_tff, etf_nav, extremes, headlines, indicators, options_volume, prices, regime_daily
 from regime.validation.context import RunContext
 from regime.warehouse import bind, connect
 
 log = logging.getLogger(__name__)
 
-SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily)
+SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily, headlines)
 
 
 @dataclass

@@ -117,6 +117,7 @@ def test_every_rule_is_mailed_and_renders_at_desktop_and_phone_width(published, 
     result = pipeline.alert(day, get_settings())
     assert result["sent"] >= 1 and outbox.pending(published.state_dir) == []
     [msg] = smtp_conn.messages
+    assert msg["Subject"] == result["subject"]  # as composed: no space doubled where a header was folded
     text = _text(msg).replace("\r\n", "\n")
     assert f"(rule {rule})" in text and said in text
     assert rules.fires_when(rule, get_settings()) in text
@@ -165,3 +166,21 @@ def test_the_demo_as_of_a_label_change_on_the_reference_mirror_mails(run_dag, se
     assert len(smtp.messages) == 1
     assert "Regime changed from" in _text(smtp.messages[0])
     assert outbox.pending(settings.state_dir) == []
+
+
+def test_a_long_subject_with_sigma_arrives_as_composed(smtp_conn, regime_env):
+    """Folded before an encoded word ('+3.01σ,'), Python's default policy doubled a space in the subject (seen on the
+    reference mirror as of 2024-07-12); the mail keeps its headers unfolded up to 998 characters."""
+    from regime.alerts import mail
+    from regime.alerts.content import Item
+
+    item = Item("k", "2024-07-12", "Russell 2000 z-score vs its 50-day average", "+3.01\u03c3",
+                "the highest since 2023-06-08 (1 year)", "99th percentile", "", "zscore_threshold",
+                "beyond \u00b13\u03c3")
+    msg = mail.compose([item, item], [], "2024-07-12", "regime-monitor@localhost", ["analyst@example.test"])
+    assert msg["Subject"] == ("Regime alert: Russell 2000 z-score vs its 50-day average +3.01\u03c3, the highest since "
+                              "2023-06-08 (1 year) (+1 more)")
+    mail.send(msg, "smtp_default")
+    [received] = smtp_conn.messages
+    assert received["Subject"] == msg["Subject"]
+    assert "\u03c3" in _text(received) and "+3.01\u03c3" in received.get_body(("html",)).get_content()

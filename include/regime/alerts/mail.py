@@ -4,6 +4,7 @@ comes from regime.alerts.content (in words and units, regime.words); the subject
 
 from __future__ import annotations
 
+import email.policy
 import html
 import time
 from email.message import EmailMessage
@@ -109,6 +110,9 @@ def compose(items: list[Item], headlines: list[str], as_of: str, sender: str, re
                                          filename="chart.png")
     if report is not None:
         msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report_name)
+    # The parts are encoded by now; sent with the default policy, a subject folded just before an encoded word
+    # ('+4.42σ') reads with a doubled space once unfolded. Headers up to RFC 5322's 998 characters are not folded.
+    msg.policy = email.policy.default.clone(max_line_length=998)
     return msg
 
 

@@ -184,3 +184,25 @@ def test_a_long_subject_with_sigma_arrives_as_composed(smtp_conn, regime_env):
     [received] = smtp_conn.messages
     assert received["Subject"] == msg["Subject"]
     assert "\u03c3" in _text(received) and "+3.01\u03c3" in received.get_body(("html",)).get_content()
+
+
+def test_every_rule_has_a_mail_test():
+    """A rule added to regime.alerts.rules without a day on which the mail test above sees it fire fails here."""
+    assert sorted(rule for rule, *_ in RULE_DAYS) == sorted(rule.name for rule in rules.RULES)
+
+
+def test_through_airflow_a_stuck_alert_fails_the_task_and_the_operators_mail_names_it(run_dag, settings, smtp):
+    """`airflow dags test regime_daily` with an alert in the outbox that cannot be composed: the day's alerts are
+    mailed, send_alerts fails without retrying, and the failure mail to the operators names the stuck alert."""
+    ghost = rules.Alert("record", SAMPLE_LAST, "zscore_50d", "NOPE", 9.9, SAMPLE_LAST, "a reading that is not there")
+    outbox.enqueue(settings.state_dir, SAMPLE_LAST, [ghost])
+    done = run_dag(SAMPLE_LAST, extra_env={"AIRFLOW_VAR_REGIME_OPERATOR_TO": "ops@example.test"})
+    assert done.returncode != 0
+    alert_mails = [m for m in smtp.messages if m["To"] == "analyst@example.test"]
+    failure_mails = [m for m in smtp.messages if m["To"] == "ops@example.test"]
+    assert len(alert_mails) == 1 and "NOPE" not in _text(alert_mails[0])
+    assert [m["Subject"].split(" (run ")[0] for m in failure_mails] == ["[regime] regime_daily.send_alerts failed"]
+    body = failure_mails[0].get_body(("html",)).get_content()
+    assert "record:zscore_50d:NOPE:2024-07-17: LookupError: no NOPE zscore_50d reading on 2024-07-17" in body
+    assert "try 1" in body  # not retried: a retry cannot put it into words
+    assert _states(settings)["record:NOPE"][0] == "failed"

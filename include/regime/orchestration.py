@@ -84,8 +84,11 @@ def build_validate_publish() -> dict:
 
 def send_alerts() -> dict:
     from regime import pipeline
+    from regime.runtime import permanent_failures
 
-    return pipeline.alert(as_of())
+    # an alert that cannot be put into words is no network blip: fail at once (the others are mailed), naming it
+    with permanent_failures(pipeline.AlertsNotComposed):
+        return pipeline.alert(as_of())
 
 
 def write_report() -> str:

@@ -1,7 +1,8 @@
 """marts.headlines: one to three ranked sentences per day saying what was historic, checked by hand on a small fixture
 (group records, records, "highest since" readings, quiet days, the cap at three, VIX kept apart from the equity
-indexes), against the rules' definition on random data, through the validation suite, and on the real reference
-data (the article's day: the Russell 2000's 4.42σ close, the most stretched of any tracked index)."""
+indexes), against the rules' definition on random data, and through the validation suite. On the real reference data
+(the article's day: the Russell 2000's 4.42σ close, the most stretched of any tracked index):
+tests/test_reference_acceptance.py."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REFERENCE_MIRROR, requires_reference
 from regime import extremes, warehouse, words
 from regime.indicators import REGIME_RULES
 from regime.validation import headlines as suite
@@ -293,50 +292,3 @@ def test_the_suite_passes_the_fixture_and_an_empty_table_and_rejects_bad_rows(tm
     assert all(r.severity == "critical" for r in failed.values())
     con.execute("delete from marts.headlines")
     assert _check(con, tmp_path) == []  # a warehouse without a headline passes (no row-count floor)
-
-
-# ------------------------------------------------------------------------ the reference data
-
-
-AS_OF = date(2024, 7, 16)
-
-
-@pytest.fixture(scope="module")
-def reference_headlines(tmp_path_factory):
-    """The reference mirror's Cboe indexes built and validated as of 2024-07-16 (as test_reference_acceptance)."""
-    from regime import pipeline
-    from regime.config import get_settings
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("reference-headlines")))
-    mp.setenv("REGIME_MIRROR_DIR", str(REFERENCE_MIRROR))
-    mp.setenv("REGIME_SOURCE", "mirror")
-    settings_ = get_settings()
-    pipeline.ingest_indexes(AS_OF, settings_)
-    staging = pipeline.build(AS_OF, settings_)
-    pipeline.validate(staging, AS_OF, settings_)  # the headlines suite passes on real data
-    pipeline.publish(staging, settings_)
-    con = duckdb.connect(str(settings_.warehouse_path), read_only=True)
-    try:
-        yield con.execute("select * from marts.headlines order by date, rank").fetchall()
-    finally:
-        con.close()
-        mp.undo()
-
-
-@pytest.mark.reference
-@requires_reference("mirror", "cboe", "RUT_History.csv")
-def test_the_articles_day_on_the_reference_data(reference_headlines):
-    day = [row for row in reference_headlines if row[0] == AS_OF]
-    assert day[0][1:5] == (
-        1, "Russell 2000 closed 4.42σ above its 50-day average: the most stretched close of any tracked index since"
-           " records began in 1927", "zscore_50d", "RUT")  # SPX's first close, 1927-12-30 (its z-score: 1928-03-13)
-    assert day[0][5] == pytest.approx(4.42, abs=0.005)
-    assert [row[1] for row in day] == [1, 2, 3]
-    assert day[1][2] == ("Russell 2000 vs S&P 500, 5-day relative return at +9.92 pp: the highest on record (history"
-                         " since 1987-09-17)")
-    frame = pd.DataFrame(reference_headlines, columns=COLUMNS)
-    assert frame.groupby("date")["rank"].agg(list).map(lambda r: r == list(range(1, len(r) + 1))).all()
-    group_records = frame[frame.headline.str.contains("of any tracked")]
-    assert list(zip(group_records.date, group_records.subject, strict=True)) == [
-        (date(1987, 10, 19), "NDX"), (AS_OF, "RUT")]  # Black Monday's low, and the article's high

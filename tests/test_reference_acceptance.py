@@ -80,3 +80,34 @@ def test_records_older_than_the_russell_history_do_not_pile_up_on_its_first_day(
     finally:
         con.close()
     assert first[0] == date(1987, 9, 10) and first[1] is None  # SPX's 1929-1987 records stay in marts.extremes
+
+
+def test_the_articles_headline_opens_regime_latest(reference_warehouse, capsys):
+    """marts.headlines on the real record: on 2024-07-16 RUT's 4.42σ close is the most stretched of any tracked
+    index's (SPX's closes since 1927, NDX's, DJX's; VIX is a volatility index, not compared), and `regime latest`
+    starts with it."""
+    import pandas as pd
+
+    from regime import cli
+
+    settings, _, _ = reference_warehouse
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        frame = con.execute("select * from marts.headlines order by date, rank").df()
+    finally:
+        con.close()
+    day = frame[frame.date == pd.Timestamp(AS_OF)]
+    first = ("Russell 2000 closed 4.42σ above its 50-day average: the most stretched close of any tracked index since"
+             " records began in 1927")  # SPX's first close, 1927-12-30 (its z-score: 1928-03-13)
+    assert day[["rank", "headline", "indicator", "subject"]].values.tolist()[:2] == [
+        [1, first, "zscore_50d", "RUT"],
+        [2, "Russell 2000 vs S&P 500, 5-day relative return at +9.92 pp: the highest on record (history since"
+            " 1987-09-17)", "rel_ret_5d", "RUT/SPX"]]
+    assert day["value"].iloc[0] == pytest.approx(4.42, abs=0.005) and day["rank"].tolist() == [1, 2, 3]
+    assert frame.groupby("date")["rank"].agg(list).map(lambda r: r == list(range(1, len(r) + 1))).all()
+    group_records = frame[frame.headline.str.contains("of any tracked")]
+    assert list(zip(group_records.date.dt.date, group_records.subject, strict=True)) == [
+        (date(1987, 10, 19), "NDX"), (AS_OF, "RUT")]  # Black Monday's low, and the article's high
+
+    assert cli.main(["--warehouse", str(settings.warehouse_path), "latest", "--date", "2024-07-16"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == first

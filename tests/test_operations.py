@@ -141,7 +141,10 @@ def test_transform_dag_publishes_and_alerts_from_the_lake(run_dag, settings, smt
     done = run_dag(SAMPLE_LAST, dag_id="regime_transform")
     assert done.returncode == 0, done.stdout[-3000:]
     assert settings.warehouse_path.exists()
-    assert [m["Subject"] for m in smtp.messages][0].startswith("Regime alert: RUT 4.4")
+    [mail] = smtp.messages
+    assert mail["Subject"].startswith("Regime alert: Small-cap minus large-cap ETFs, 5-day flow spread at +6.30 pp")
+    # write_report runs before send_alerts here too: the mail carries the run's report
+    assert [p.get_filename() for p in mail.iter_attachments()] == ["regime-report-2024-07-17.html"]
 
 
 @pytest.mark.airflow

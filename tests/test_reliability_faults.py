@@ -322,8 +322,10 @@ def test_smtp_refusing_then_accepting_loses_nothing_and_mails_once(published, mo
     [(recipients, msg)] = server.messages
     assert recipients == ["analyst@example.test"]
     text = msg.get_body(preferencelist=("plain",)).get_content()
-    for message in state.frames(published.state_dir)["alerts"]["message"]:
-        assert message in text  # every alert of the episode(s) is in the one mail
+    from regime import words
+
+    for alert in state.frames(published.state_dir)["alerts"].itertuples():  # every alert is in the one mail
+        assert f"{words.reading_name(alert.indicator, alert.subject)}: " in text
 
 
 def test_a_recipient_refused_for_a_while_still_gets_the_mail_once(published, monkeypatch):

@@ -6,7 +6,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, WAREHOUSE, default_args
+from regime.orchestration import LAKE, WAREHOUSE, as_of_params, default_args
 
 
 @dag(
@@ -16,6 +16,7 @@ from regime.orchestration import LAKE, WAREHOUSE, default_args
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    params=as_of_params(),
     tags=["regime", "manual", "backfill"],
     doc_md="""
 ### Regime pipeline, end to end

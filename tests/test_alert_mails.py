@@ -193,10 +193,16 @@ def test_every_rule_has_a_mail_test():
 
 def test_through_airflow_a_stuck_alert_fails_the_task_and_the_operators_mail_names_it(run_dag, settings, smtp):
     """`airflow dags test regime_daily` with an alert in the outbox that cannot be composed: the day's alerts are
-    mailed, send_alerts fails without retrying, and the failure mail to the operators names the stuck alert."""
+    mailed, send_alerts fails without retrying, and the failure mail to the operators names the stuck alert. Both
+    mails go through the connection REGIME_SMTP_CONN_ID names (smtp_default leads nowhere here)."""
     ghost = rules.Alert("record", SAMPLE_LAST, "zscore_50d", "NOPE", 9.9, SAMPLE_LAST, "a reading that is not there")
     outbox.enqueue(settings.state_dir, SAMPLE_LAST, [ghost])
-    done = run_dag(SAMPLE_LAST, extra_env={"AIRFLOW_VAR_REGIME_OPERATOR_TO": "ops@example.test"})
+    nowhere = ('{"conn_type": "smtp", "host": "127.0.0.1", "port": 9, "extra": {"disable_ssl": true,'
+               ' "disable_tls": true}}')
+    done = run_dag(SAMPLE_LAST, extra_env={"AIRFLOW_VAR_REGIME_OPERATOR_TO": "ops@example.test",
+                                           "REGIME_SMTP_CONN_ID": "regime_mail",
+                                           "AIRFLOW_CONN_REGIME_MAIL": smtp.connection_uri_json(),
+                                           "AIRFLOW_CONN_SMTP_DEFAULT": nowhere})
     assert done.returncode != 0
     alert_mails = [m for m in smtp.messages if m["To"] == "analyst@example.test"]
     failure_mails = [m for m in smtp.messages if m["To"] == "ops@example.test"]
@@ -205,4 +211,5 @@ def test_through_airflow_a_stuck_alert_fails_the_task_and_the_operators_mail_nam
     body = failure_mails[0].get_body(("html",)).get_content()
     assert "record:zscore_50d:NOPE:2024-07-17: LookupError: no NOPE zscore_50d reading on 2024-07-17" in body
     assert "try 1" in body  # not retried: a retry cannot put it into words
+    assert "as of 2024-07-17 (logical date)" in body
     assert _states(settings)["record:NOPE"][0] == "failed"

@@ -19,7 +19,9 @@ def test_dagbag_has_no_import_errors(airflow_home):
         f"b = DagBag(dag_folder={str(PROJECT / 'dags')!r});"
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()}, 'dags': sorted(b.dag_ids),"
         " 'tags': {d: sorted(b.dags[d].tags) for d in b.dag_ids},"
-        " 'docs': {d: bool(b.dags[d].doc_md) for d in b.dag_ids}}))"
+        " 'docs': {d: bool(b.dags[d].doc_md) for d in b.dag_ids},"
+        " 'as_of': {d: b.dags[d].params.get_param('as_of').schema for d in b.dag_ids if 'as_of' in b.dags[d].params}"
+        "}))"
     )
     done = subprocess.run([sys.executable, "-c", code], env=airflow_home, capture_output=True, text=True,
                           timeout=300)
@@ -28,6 +30,21 @@ def test_dagbag_has_no_import_errors(airflow_home):
     assert bag["errors"] == {}
     assert "regime_daily" in bag["dags"]
     assert all(bag["docs"].values()) and all(bag["tags"].values())
+    # the DAGs run by hand take `as_of` from a date picker (a JSON-schema date: a bad one is refused at trigger time)
+    date_param = {"type": ["null", "string"], "format": "date", "title": "As-of date"}
+    assert bag["as_of"] == {"regime_daily": date_param, "regime_transform": date_param}
+
+
+def test_the_as_of_param_refuses_a_bad_date():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from regime.orchestration import as_of_params
+
+    param = as_of_params()["as_of"]
+    assert param.resolve(value="2024-07-16") == "2024-07-16" and param.resolve(value=None) is None
+    for bad in ("2024-13-45", "16/07/2024", "yesterday"):
+        with pytest.raises(ParamValidationError, match="is not a 'date'"):
+            param.resolve(value=bad)
 
 
 def _tables(path):

@@ -17,19 +17,10 @@ LAKE = {
 
 log = logging.getLogger(__name__)
 
-FAILURE_SUBJECT = "[regime] {{ ti.dag_id }}.{{ ti.task_id }} failed (run {{ run_id }})"
-FAILURE_HTML = """
-<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed on try {{ ti.try_number }}.</p>
-<p>Run: {{ run_id }} &middot; logical date: {{ logical_date }}</p>
-<pre style="white-space: pre-wrap">{{ exception }}</pre>
-<p><a href="{{ ti.log_url }}">Open the task log</a></p>
-"""
-
-
 def default_args(retries: int = 2) -> dict:
     """Retries with exponential backoff, and a mail to the operators (Airflow Variable `regime_operator_to`,
-    e.g. AIRFLOW_VAR_REGIME_OPERATOR_TO) through the SMTP connection when a task fails for good."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    e.g. AIRFLOW_VAR_REGIME_OPERATOR_TO) through the SMTP connection when a task fails for good (regime.notify)."""
+    from regime.notify import FailureNotifier
 
     return {
         "owner": "regime",
@@ -37,13 +28,18 @@ def default_args(retries: int = 2) -> dict:
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
-        "on_failure_callback": SmtpNotifier(
-            to="{{ var.value.get('regime_operator_to', 'regime-operators@localhost') }}",
-            subject=FAILURE_SUBJECT,
-            html_content=FAILURE_HTML,
-            smtp_conn_id="smtp_default",
-        ),
+        "on_failure_callback": FailureNotifier(),
     }
+
+
+def as_of_params() -> dict:
+    """The `as_of` Param of the DAGs run by hand: a date picker in the UI's trigger form, checked when the run is
+    triggered (a bad date is refused then, not when a task reads it). Empty: the run's logical date, or for a run
+    without one the New York date it was due (regime.runtime.as_of_date)."""
+    from airflow.sdk import Param
+
+    return {"as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
+                           description="The session to run as of, YYYY-MM-DD. Empty: the run's logical date.")}
 
 
 def as_of() -> date:

@@ -90,7 +90,8 @@ for dag_id, dag in bag.dags.items():
     out[dag_id] = {"doc": bool(dag.doc_md), "tags": sorted(dag.tags), "tasks": sorted(dag.task_ids),
                    "summary": getattr(dag.timetable, "summary", ""), "schedule": repr(dag.timetable),
                    "retries": {t.task_id: t.retries for t in dag.tasks},
-                   "notifier": all(type(cb).__name__ == "SmtpNotifier" for t in dag.tasks
+                   "notifier": all(type(cb).__name__ == "FailureNotifier"
+                                   and type(cb).__mro__[1].__name__ == "SmtpNotifier" for t in dag.tasks
                                    for cb in (t.on_failure_callback or [None]))}
 print(json.dumps(out))
 """

@@ -14,7 +14,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test setup airflow-init lint clean sample chromium bench
+.PHONY: demo test setup airflow-init lint clean sample chromium postgres bench
 
 setup: $(STAMP)
 
@@ -32,12 +32,17 @@ airflow-init: setup
 demo: airflow-init
 	$(BIN)/python -m regime.demo
 
-test: airflow-init chromium
+test: airflow-init chromium postgres
 	$(BIN)/python -m pytest
 
 # headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL, the metadata DB of the end-to-end tests' real Airflow stack (Debian's package; root). tests/e2e runs its
+# own server as the `postgres` user, in a temporary folder, on a free port on 127.0.0.1; the package's cluster is unused
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # where the time goes, at today's size and at 100x it (docs/performance.md); about 10 minutes
 bench: airflow-init

@@ -1,0 +1,561 @@
+"""A real Airflow stack for the end-to-end tests, started and stopped by the tests themselves.
+
+PostgreSQL (Debian's package) is the metadata DB; `airflow api-server`, `scheduler`, `dag-processor` and `triggerer`
+run as separate processes with the LocalExecutor. Everything listens on 127.0.0.1 only, on free ports. Each process
+is started in its own session (process group = its pid), its stdout and stderr go to `<root>/logs/<name>.log`, and
+it is stopped by its process id: SIGTERM to its group, SIGKILL after a timeout, and any descendant that left the
+group (Airflow puts each task process in a group of its own) is ended by its pid too. Should pytest itself be killed
+(no teardown), each started process gets SIGTERM from the kernel (`setpriv --pdeathsig`), and the next session
+removes the PostgreSQL folder left in /tmp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+AIRFLOW = str(VENV_BIN / "airflow")
+FINISHED = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5,
+               alive: Callable[[], None] | None = None):
+    """Poll `check` until it returns something truthy; `alive` raises when a process it depends on died."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        try:
+            result = check()
+            if result:
+                return result
+        except (requests.RequestException, OSError, ValueError, KeyError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s" + (f" (last error: {last_error!r})" if last_error else ""))
+
+
+def tail(path: Path, lines: int = 60, skip: Callable[[str], bool] | None = None) -> str:
+    if not path.exists():
+        return f"({path} does not exist)"
+    text = [line for line in path.read_text(errors="replace").splitlines() if not (skip and skip(line))]
+    return "\n".join(text[-lines:])
+
+
+def _routine(line: str) -> bool:
+    """An api-server access-log line of a successful request: left out of the tails shown on failure."""
+    return "[http.access]" in line and " status_code=2" in line
+
+
+@dataclass
+class Service:
+    """One process the tests started, in its own process group, its output in `log`."""
+
+    name: str
+    cmd: list[str]
+    log: Path
+    popen: subprocess.Popen | None = None
+    stop_signal: int = signal.SIGTERM
+    stopped: dict = field(default_factory=dict)
+
+    def start(self, env: dict, cwd: Path) -> None:
+        # setpriv --pdeathsig: should pytest itself be killed (no teardown), the process gets SIGTERM instead of
+        # living on (util-linux, like runuser)
+        guard = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen([*guard, *self.cmd], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was not started"
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None and not self.stopped:
+            raise RuntimeError(f"{self.name} (pid {self.pid}) exited with code {self.popen.returncode}; "
+                               f"its log {self.log} ends:\n{tail(self.log, 40)}")
+
+    def tree(self) -> list:
+        """The started process and all its descendants (psutil.Process), those still alive."""
+        import psutil
+
+        if self.popen is None:
+            return []
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def signal_group(self, sig: int) -> None:
+        """`sig` to the process group of the started process (its pgid is its pid: start_new_session)."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def _alive(proc) -> bool:
+    """Running and not a zombie (an orphan's zombie waits for PID 1, which may never reap it in a container)."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_services(services: list[Service], timeout: float = 30) -> None:
+    """Stop the services together: each one's stop signal to its group, then SIGKILL to the group and to every
+    descendant seen before (by pid) that is still alive after `timeout` seconds. Records how each one ended."""
+    import psutil
+
+    started = [s for s in services if s.popen is not None and not s.stopped]
+    trees = {s.name: s.tree() for s in started}
+    t0 = time.monotonic()
+    for s in started:
+        s.signal_group(s.stop_signal)
+    ended: dict[str, float] = {}
+    while len(ended) < len(started) and time.monotonic() < t0 + timeout:
+        for s in started:
+            if s.name not in ended and s.popen.poll() is not None and not any(map(_alive, trees[s.name][1:])):
+                ended[s.name] = round(time.monotonic() - t0, 2)
+        time.sleep(0.1)
+    for s in started:
+        killed = []
+        alive = [p for p in trees[s.name] if _alive(p)]
+        if s.popen.poll() is None or alive:
+            s.signal_group(signal.SIGKILL)
+            for p in alive:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    killed.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+                    p.kill()
+            psutil.wait_procs(alive, timeout=10)
+            s.popen.wait(timeout=10)
+        s.stopped = {"returncode": s.popen.returncode, "ended_within_s": ended.get(s.name), "sigkilled": killed}
+
+
+class MemorySampler(threading.Thread):
+    """Samples, every `interval` seconds, the summed RSS and PSS of the process trees of `services`."""
+
+    def __init__(self, services: Callable[[], list[Service]], interval: float = 1.0):
+        super().__init__(name="e2e-memory-sampler", daemon=True)
+        self.services = services
+        self.interval = interval
+        self.halt = threading.Event()
+        self.peak = {"rss_mb": 0.0, "pss_mb": 0.0, "processes": 0, "by_service_rss_mb": {}}
+        self.samples = 0
+
+    def sample(self) -> None:
+        import psutil
+
+        rss = pss = 0
+        count = 0
+        for s in self.services():
+            svc_rss = 0
+            for p in s.tree():
+                try:
+                    info = p.memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+                svc_rss += info.rss
+                pss += getattr(info, "pss", info.rss)
+                count += 1
+            rss += svc_rss
+            by = self.peak["by_service_rss_mb"]
+            by[s.name] = max(by.get(s.name, 0.0), round(svc_rss / 2**20, 1))
+        self.samples += 1
+        self.peak["rss_mb"] = max(self.peak["rss_mb"], round(rss / 2**20, 1))
+        self.peak["pss_mb"] = max(self.peak["pss_mb"], round(pss / 2**20, 1))
+        self.peak["processes"] = max(self.peak["processes"], count)
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval):
+            with contextlib.suppress(Exception):
+                self.sample()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+
+
+class Postgres:
+    """A throw-away PostgreSQL server from Debian's package. initdb refuses root: as root, the server runs as the
+    `postgres` user (`runuser`), else as the current user, in a temporary folder under /tmp that user owns;
+    `postgres` listens on 127.0.0.1:<port> (and a socket in that folder only), trust authentication for 127.0.0.1
+    (tests only), durability off (fsync) for speed. Its log goes to `log`."""
+
+    def __init__(self, log: Path, user: str = "airflow", db: str = "airflow"):
+        self.log = log
+        self.user = user
+        self.db = db
+        self.port = 0
+        self.folder: Path | None = None
+        self.service: Service | None = None
+
+    @staticmethod
+    def bindir() -> Path:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+        if not found:
+            raise RuntimeError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): `make postgres` "
+                               "installs Debian's package")
+        return Path(found[-1]).parent
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.db}"
+
+    @staticmethod
+    def as_owner(*cmd: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+    def _as_postgres(self, *cmd: str, timeout: float = 120) -> None:
+        done = subprocess.run(self.as_owner(*cmd), cwd=self.folder, capture_output=True, text=True, timeout=timeout)
+        with open(self.log, "a") as out:
+            out.write(f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stdout}{done.stderr}")
+
+    @staticmethod
+    def sweep(older_than_s: float = 3600) -> None:
+        """Remove the folders of servers left behind by a killed test session: older than an hour and no live
+        postmaster (its pid, line 1 of postmaster.pid)."""
+        import psutil
+
+        for folder in Path("/tmp").glob("regime-e2e-pg-*"):
+            try:
+                if time.time() - folder.stat().st_mtime < older_than_s:
+                    continue
+                pidfile = folder / "data" / "postmaster.pid"
+                if pidfile.exists() and psutil.pid_exists(int(pidfile.read_text().split()[0])):
+                    continue
+            except (OSError, ValueError, IndexError):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def start(self, timeout: float = 60) -> None:
+        bindir = self.bindir()
+        self.sweep()
+        # not under pytest's folders (0700, root's): the server's user must reach it; a short path for the socket
+        self.folder = Path(tempfile.mkdtemp(prefix="regime-e2e-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        data = self.folder / "data"
+        self._as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", self.user, "-A", "trust", "-E", "UTF8",
+                          "--no-locale", "--no-sync", "--no-instructions")
+        hba = data / "pg_hba.conf"
+        hba.write_text("# generated by tests/e2e: trust on 127.0.0.1 and the private socket, tests only\n"
+                       "local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        if os.geteuid() == 0:
+            shutil.chown(hba, "postgres", "postgres")
+        self.port = free_port()
+        self.service = Service("postgres", self.as_owner(
+            str(bindir / "postgres"), "-D", str(data),
+            "-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", str(self.folder),
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=200", "-c", "log_min_messages=warning"),
+            self.log, stop_signal=signal.SIGINT)  # SIGINT: fast shutdown (SIGTERM waits for clients)
+        self.service.start(env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}, cwd=self.folder)
+        wait_until("PostgreSQL accepts connections", lambda: subprocess.run(
+            [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]).returncode == 0,
+            timeout, interval=0.2, alive=self.service.check_alive)
+        done = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                               self.db], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"createdb: {done.stdout}{done.stderr}")
+
+    def stop(self) -> None:
+        if self.service is not None:
+            stop_services([self.service], timeout=30)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class AirflowStack:
+    """PostgreSQL + api-server + scheduler + dag-processor + triggerer, configured through one environment `env`
+    (also the environment of `airflow(...)` CLI calls), with the REGIME_* settings of the runs in it.
+
+    `root` holds AIRFLOW_HOME (`root/airflow`, task logs under `logs/`), the services' logs (`root/logs`) and
+    `metrics.json`; `mail` is the MailCatcher that `smtp_default` points at."""
+
+    DAGS = ("regime_daily", "regime_transform", "ingest_index_prices", "ingest_options_volume", "ingest_cftc_tff",
+            "ingest_etf_nav")
+
+    def __init__(self, root: Path, mail, regime_env: dict, extra_env: dict | None = None, parallelism: int = 4):
+        self.root = root
+        self.home = root / "airflow"
+        self.logs = root / "logs"
+        self.mail = mail
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.postgres = Postgres(self.logs / "postgres.log")
+        self.port = 0
+        self.user = "e2e-admin"  # an admin of the SimpleAuthManager (AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS)
+        self.password = secrets.token_urlsafe(16)  # random per session, written to the stack's passwords file
+        self.regime_env = regime_env
+        self.extra_env = extra_env or {}
+        self.parallelism = parallelism
+        self.services: list[Service] = []
+        self.env: dict = {}
+        self.token: str | None = None
+        self.metrics: dict = {"start": {}, "runs": {}}
+        self.sampler = MemorySampler(lambda: [*self.services, *([self.postgres.service] if self.postgres.service
+                                                                   else [])])
+
+    # ----------------------------------------------------------------------------------------------- start / stop
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.regime_env["REGIME_DATA_DIR"])
+
+    @property
+    def mirror(self) -> Path:
+        """The mirror the runs read (a private copy: a test may break a file, and must restore it)."""
+        return Path(self.regime_env["REGIME_MIRROR_DIR"])
+
+    def mails_to(self, address: str, since: int = 0) -> list:
+        """The messages the mail catcher received for `address`, from the `since`-th on."""
+        return [m for m in self.mail.messages[since:] if address in str(m["To"])]
+
+    def _environment(self) -> dict:
+        inherited = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("AIRFLOW", "REGIME_", "PYTEST_"))}
+        (self.home / "passwords.json").write_text(json.dumps({self.user: self.password}))
+        return {
+            **inherited,
+            "PATH": f"{VENV_BIN}{os.pathsep}{inherited.get('PATH', '/usr/bin:/bin')}",
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__EMAIL__FROM_EMAIL": "Regime monitor <regime-monitor@localhost>",
+            "AIRFLOW_CONN_SMTP_DEFAULT": self.mail.connection_uri_json(),
+            "AIRFLOW_VAR_REGIME_OPERATOR_TO": "operators@example.test",
+            **self.regime_env,
+            **self.extra_env,
+        }
+
+    def start(self, timeout: float = 240) -> None:
+        t0 = time.monotonic()
+        self.sampler.start()
+        self.postgres.start()
+        self.metrics["start"]["postgres_s"] = round(time.monotonic() - t0, 1)
+
+        self.port = free_port()
+        self.env = self._environment()
+        t = time.monotonic()
+        done = self.airflow("db", "migrate", timeout=300)
+        (self.logs / "db-migrate.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate exited {done.returncode}:\n{tail(self.logs / 'db-migrate.log')}")
+        self.metrics["start"]["db_migrate_s"] = round(time.monotonic() - t, 1)
+
+        t = time.monotonic()
+        for name, args in (("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port),
+                                           "--workers", "1"]),
+                           ("scheduler", ["scheduler", "--skip-serve-logs"]),   # the log server binds 0.0.0.0
+                           ("dag-processor", ["dag-processor"]),
+                           ("triggerer", ["triggerer", "--skip-serve-logs"])):
+            service = Service(name, [AIRFLOW, *args], self.logs / f"{name}.log")
+            self.services.append(service)
+            service.start(self.env, cwd=self.home)
+
+        deadline = t + timeout
+
+        def left() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        wait_until("the api-server answers", lambda: requests.get(
+            f"{self.base_url}/api/v2/monitor/health", timeout=5).status_code == 200, left(), alive=self.check_alive)
+        self.metrics["start"]["api_up_after_spawn_s"] = round(time.monotonic() - t, 1)
+        self.token = self._token()
+        wait_until("scheduler, dag-processor and triggerer heartbeat", self._all_healthy, left(),
+                   alive=self.check_alive)
+        self.metrics["start"]["healthy_after_spawn_s"] = round(time.monotonic() - t, 1)
+        wait_until(f"the DAGs {self.DAGS} are parsed", lambda: set(self.DAGS) <= self.dag_ids(), left(),
+                   interval=1, alive=self.check_alive)
+        self.metrics["start"]["dags_parsed_after_spawn_s"] = round(time.monotonic() - t, 1)
+        self.metrics["start"]["total_s"] = round(time.monotonic() - t0, 1)
+        self.write_metrics()
+
+    def _token(self) -> str:
+        response = requests.post(f"{self.base_url}/auth/token", json={"username": self.user,
+                                                                       "password": self.password}, timeout=30)
+        assert response.status_code == 201, f"POST /auth/token: {response.status_code} {response.text}"
+        return response.json()["access_token"]
+
+    def _all_healthy(self) -> bool:
+        health = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+        return all(health.get(k, {}).get("status") == "healthy"
+                   for k in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+
+    def check_alive(self) -> None:
+        for service in self.services:
+            service.check_alive()
+        if self.postgres.service is not None:
+            self.postgres.service.check_alive()
+
+    def stop(self) -> None:
+        """Airflow's processes first (together), then PostgreSQL; then the final metrics."""
+        with contextlib.suppress(Exception):
+            self.sampler.sample()
+        self.sampler.stop()
+        stop_services(self.services, timeout=30)
+        self.postgres.stop()
+        self.metrics["stop"] = {s.name: s.stopped for s in [*self.services, self.postgres.service] if s}
+        self.write_metrics()
+
+    def __enter__(self) -> AirflowStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------------------------ the REST API
+    def api(self, method: str, path: str, expect: int | tuple = (200,), **kwargs) -> dict:
+        """A call to the public REST API (`/api/v2/...`) with the admin's token; fails unless the status is in
+        `expect`."""
+        expect = (expect,) if isinstance(expect, int) else expect
+        response = requests.request(method, f"{self.base_url}/api/v2/{path.lstrip('/')}",
+                                    headers={"Authorization": f"Bearer {self.token}"}, timeout=30, **kwargs)
+        assert response.status_code in expect, f"{method} {path}: {response.status_code} {response.text[:2000]}"
+        return response.json() if response.content else {}
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.api("GET", "dags", params={"limit": 100})["dags"]}
+
+    def unpause(self, dag_id: str) -> None:
+        dag = self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+        assert dag["is_paused"] is False
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        """A manual run through the REST API (no logical date); its run id."""
+        run = self.api("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}, expect=200)
+        return run["dag_run_id"]
+
+    def trigger_cli(self, dag_id: str, conf: dict) -> str:
+        """A manual run through `airflow dags trigger` (in the stack's environment); its run id."""
+        done = self.airflow("dags", "trigger", dag_id, "--conf", json.dumps(conf), "--output", "json")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        rows = next(json.loads(line) for line in reversed(done.stdout.splitlines()) if line.startswith("["))
+        return rows[0]["dag_run_id"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 480) -> dict:
+        """Wait (bounded) until the run ended; the run as the API gives it, with `wall_s` from the call."""
+        t0 = time.monotonic()
+        run = wait_until(f"{dag_id} run {run_id} ends", lambda: (r := self.run(dag_id, run_id))["state"] in FINISHED
+                         and r, timeout, interval=2, alive=self.check_alive)
+        run["wall_s"] = round(time.monotonic() - t0, 1)
+        return run
+
+    def describe(self, dag_id: str, run_id: str, log_lines: int = 40) -> str:
+        """The run's tasks and states and the end of each unsuccessful task's log: for assertion messages."""
+        lines = []
+        for ti in self.task_instances(dag_id, run_id):
+            lines.append(f"{ti['task_id']}: {ti['state']} (try {ti['try_number']})")
+            if ti["state"] != "success":
+                for path in sorted(self.task_log_files(dag_id, run_id, ti["task_id"])):
+                    lines.append(f"--- {path}\n{tail(path, log_lines)}")
+        return "\n".join(lines)
+
+    def task_log_files(self, dag_id: str, run_id: str | None = None, task_id: str | None = None) -> list[Path]:
+        folder = self.home / "logs" / f"dag_id={dag_id}"
+        pattern = f"run_id={run_id or '*'}/task_id={task_id or '*'}/**/*.log"
+        return [p for p in folder.glob(pattern) if p.is_file()]
+
+    # ------------------------------------------------------------------------------------------------- the rest
+    def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """The `airflow` CLI in the stack's environment (metadata DB, settings, REGIME_*)."""
+        return subprocess.run([AIRFLOW, *args], env=self.env, cwd=self.home, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def listening(self) -> list[tuple[str, str, int]]:
+        """(service, address, port) of every listening TCP socket of the stack's processes."""
+        import psutil
+
+        found = []
+        for service in [*self.services, self.postgres.service]:
+            for proc in service.tree():
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    for c in proc.net_connections(kind="inet"):
+                        if c.status == psutil.CONN_LISTEN:
+                            found.append((service.name, c.laddr.ip, c.laddr.port))
+        return sorted(set(found))
+
+    def write_metrics(self) -> Path:
+        self.metrics["memory_peak"] = self.sampler.peak
+        self.metrics["memory_samples"] = self.sampler.samples
+        path = self.root / "metrics.json"
+        path.write_text(json.dumps(self.metrics, indent=2, default=str) + "\n")
+        return path
+
+    def log_tails(self, lines: int = 60) -> str:
+        """The end of every service's log, then of the most recent task logs: printed when a test fails."""
+        parts = [f"stack folder (kept): {self.root}"]
+        for log in sorted(self.logs.glob("*.log")):
+            parts.append(f"===== {log.name} (last {lines} lines; without 2xx access lines)\n"
+                         f"{tail(log, lines, skip=_routine)}")
+        task_logs = sorted((self.home / "logs").glob("dag_id=*/**/*.log"), key=lambda p: p.stat().st_mtime)
+        for log in task_logs[-4:]:
+            parts.append(f"===== task log {log.relative_to(self.home)}\n{tail(log, lines)}")
+        return "\n".join(parts)

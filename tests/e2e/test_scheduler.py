@@ -1,0 +1,100 @@
+"""`regime_daily` under a real scheduler: PostgreSQL metadata DB, api-server, scheduler, dag-processor and triggerer
+as separate processes (the `stack` fixture), runs triggered by hand through the REST API and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TASKS = ["build_validate_publish", "ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices",
+         "ingest_options_volume", "send_alerts", "write_report"]
+RUN_TIMEOUT = 480
+
+
+def _warehouse(stack) -> dict:
+    path = stack.data_dir / "warehouse.duckdb"
+    assert path.exists(), f"no published warehouse at {path}"
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            "last_price": str(con.execute("select max(date) from marts.prices").fetchone()[0]),
+            "headlines": con.execute("select count(*) from marts.headlines").fetchone()[0],
+        }
+    finally:
+        con.close()
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
+
+
+def _record(stack, name: str, run: dict, tis: list[dict], trigger_s: float) -> None:
+    """Times of one run into the stack's metrics: the trigger call, trigger to end as seen by the test, queued to
+    end and start to end as Airflow recorded them, and each task's duration."""
+    stack.metrics["runs"][name] = {
+        "run_id": run["dag_run_id"], "state": run["state"],
+        "trigger_call_s": round(trigger_s, 1), "trigger_to_end_s": round(trigger_s + run["wall_s"], 1),
+        "queued_to_end_s": _seconds(run.get("queued_at"), run.get("end_date")),
+        "start_to_end_s": _seconds(run.get("start_date"), run.get("end_date")),
+        "tasks_s": {ti["task_id"]: round(ti["duration"], 1) if ti.get("duration") else None for ti in tis},
+    }
+    print(f"\n{name}: {json.dumps(stack.metrics['runs'][name], indent=2)}\n(metrics: {stack.write_metrics()})")
+
+
+def test_the_stack_is_up_with_every_dag_parsed_and_listens_on_loopback_only(stack):
+    assert stack.api("GET", "importErrors")["total_entries"] == 0
+    assert set(stack.DAGS) <= stack.dag_ids()
+    listening = stack.listening()
+    assert {name for name, _, _ in listening} >= {"api-server", "postgres"}
+    assert all(address == "127.0.0.1" for _, address, _ in listening), listening
+    # the DAGs stay paused until a test unpauses one: nothing runs on its timetable behind the tests' backs
+    assert all(d["is_paused"] for d in stack.api("GET", "dags", params={"limit": 100})["dags"]
+               if d["dag_id"] != "regime_daily")
+
+
+def test_manual_run_through_the_rest_api(stack):
+    stack.unpause("regime_daily")
+    before = len(stack.mail.messages)
+    t0 = time.monotonic()
+    run_id = stack.trigger("regime_daily", {"as_of": "2024-07-17"})
+    trigger_s = time.monotonic() - t0
+    run = stack.wait_for_run("regime_daily", run_id, timeout=RUN_TIMEOUT)
+    tis = stack.task_instances("regime_daily", run_id)
+    _record(stack, "rest_2024-07-17", run, tis, trigger_s)
+
+    assert run["state"] == "success", stack.describe("regime_daily", run_id)
+    assert run["run_type"] == "manual" and run["logical_date"] is None
+    assert run["conf"] == {"as_of": "2024-07-17"}
+    assert sorted(ti["task_id"] for ti in tis) == TASKS
+    assert all(ti["state"] == "success" for ti in tis), stack.describe("regime_daily", run_id)
+
+    warehouse = _warehouse(stack)
+    assert warehouse["last_price"] == "2024-07-17" and warehouse["headlines"] > 0
+    alerts = [m for m in stack.mail.messages[before:] if m["Subject"].startswith("Regime alert: ")]
+    assert len(alerts) == 1, [m["Subject"] for m in stack.mail.messages]
+    assert alerts[0]["To"] == "analyst@example.test"
+    assert (stack.data_dir / "reports" / "2024-07-17.html").exists()
+
+
+def test_manual_run_through_the_cli(stack):
+    stack.unpause("regime_daily")
+    t0 = time.monotonic()
+    run_id = stack.trigger_cli("regime_daily", {"as_of": "2024-07-16"})
+    trigger_s = time.monotonic() - t0
+    run = stack.wait_for_run("regime_daily", run_id, timeout=RUN_TIMEOUT)
+    tis = stack.task_instances("regime_daily", run_id)
+    _record(stack, "cli_2024-07-16", run, tis, trigger_s)
+
+    assert run["state"] == "success", stack.describe("regime_daily", run_id)
+    assert run["run_type"] == "manual" and run["conf"] == {"as_of": "2024-07-16"}
+    assert all(ti["state"] == "success" for ti in tis), stack.describe("regime_daily", run_id)
+    assert _warehouse(stack)["last_price"] == "2024-07-16"
+    assert (stack.data_dir / "reports" / "2024-07-16.html").exists()

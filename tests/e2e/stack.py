@@ -34,6 +34,14 @@ PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 FINISHED = {"success", "failed"}
+# the Airflow services, each a separate process started as `airflow <args>` (the compose file's services run the same
+# commands; tests/test_compose.py checks): the api-server's host and port are added when it starts
+SERVICE_COMMANDS = {
+    "api-server": ["api-server", "--workers", "1"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],   # the log server binds 0.0.0.0
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
 
 
 def free_port() -> int:
@@ -397,11 +405,9 @@ class AirflowStack:
         self.metrics["start"]["db_migrate_s"] = round(time.monotonic() - t, 1)
 
         t = time.monotonic()
-        for name, args in (("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port),
-                                           "--workers", "1"]),
-                           ("scheduler", ["scheduler", "--skip-serve-logs"]),   # the log server binds 0.0.0.0
-                           ("dag-processor", ["dag-processor"]),
-                           ("triggerer", ["triggerer", "--skip-serve-logs"])):
+        for name, args in SERVICE_COMMANDS.items():
+            if name == "api-server":
+                args = [*args, "--host", "127.0.0.1", "--port", str(self.port)]
             service = Service(name, [AIRFLOW, *args], self.logs / f"{name}.log")
             self.services.append(service)
             service.start(self.env, cwd=self.home)

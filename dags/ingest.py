@@ -1,5 +1,5 @@
-"""One ingest DAG per source, each on its publisher's real schedule; each updates its lake Asset, which
-triggers `regime_transform` (data-aware scheduling)."""
+"""One ingest DAG per source, each on its publisher's real schedule; each updates its lake Asset with the session
+as partition key, and `regime_transform` runs once per session when the daily sources all have it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from regime_timetables import NYSESessionTimetable
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, default_args
+from regime.orchestration import LAKE, SESSION_DATASETS, default_args
 
 START = pendulum.datetime(2024, 1, 1, tz="America/New_York")
 
@@ -42,13 +42,17 @@ def ingest_dag(dataset: str):
 Schedule: {when}. Obtains the upstream files (mirror or live, `REGIME_SOURCE`), lands the raw bytes in
 `raw/`, and upserts canonical Parquet into `lake/{dataset}/`. A malformed file fails the task at once
 (no retry) with the file and the problem in the log and the bytes in `quarantine/`; network errors are
-retried. Success updates the Asset `{LAKE[dataset].name}`, which triggers `regime_transform`.
+retried, and so is a session the publisher has not posted yet. Data that ends too long before the session
+(`REGIME_FRESHNESS_SESSIONS`) fails at once, with the operators' mail. Success updates the Asset
+`{LAKE[dataset].name}` with the session as partition key: {"`regime_transform` runs for the session once index "
+"prices, options volume and ETF NAV all have it" if dataset in SESSION_DATASETS else "the weekly report is read by "
+"the next session's build"} (docs/operations.md, "One build per session").
 """,
     )
     def ingest_source():
         @task(task_id=f"ingest_{dataset}", outlets=[LAKE[dataset]])
         def ingest() -> dict:
-            return run.ingest(dataset)
+            return run.ingest_session(dataset)
 
         ingest()
 

@@ -6,7 +6,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, WAREHOUSE, as_of_params, default_args
+from regime.orchestration import WAREHOUSE, as_of_params, default_args
 
 
 @dag(
@@ -29,24 +29,26 @@ readings once per episode, headed by the day's headline, with the report attache
 report failed; docs/alerts.md).
 
 The scheduled path is the per-source `ingest_*` DAGs plus `regime_transform`; this DAG runs the same task
-code for one date on demand: `airflow dags test regime_daily 2024-07-16`, or trigger with conf
-`{"as_of": "2024-07-16"}`. Backfills: `regime-backfill --start … --end …` (docs/operations.md).
+code for one date on demand: `airflow dags test regime_daily 2024-07-16`, or trigger it with the `as_of` date
+(the trigger form's date picker, or conf `{"as_of": "2024-07-16"}`). Its ingests update no lake Asset: the run
+builds itself and never starts a `regime_transform` build. Without an `as_of` it runs for the latest session and
+refuses stale data. Backfills: `regime-backfill --start … --end …` (docs/operations.md).
 """,
 )
 def regime_daily():
-    @task(outlets=[LAKE["index_prices"]])
+    @task
     def ingest_index_prices() -> dict:
         return run.ingest("index_prices")
 
-    @task(outlets=[LAKE["options_volume"]])
+    @task
     def ingest_options_volume() -> dict:
         return run.ingest("options_volume")
 
-    @task(outlets=[LAKE["cftc_tff"]])
+    @task
     def ingest_cftc_tff() -> dict:
         return run.ingest("cftc_tff")
 
-    @task(outlets=[LAKE["etf_nav"]])
+    @task
     def ingest_etf_nav() -> dict:
         return run.ingest("etf_nav")
 

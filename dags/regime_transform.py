@@ -1,4 +1,4 @@
-"""Build, validate, publish and alert whenever an ingest DAG updates the lake (data-aware scheduling)."""
+"""Build, validate, publish and alert once per session, when the ingest DAGs have landed it (partitioned Assets)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, WAREHOUSE, as_of_params, default_args
+from regime.orchestration import WAREHOUSE, as_of_params, default_args, transform_schedule
 
 
 @dag(
     dag_id="regime_transform",
-    schedule=(LAKE["index_prices"] | LAKE["options_volume"] | LAKE["cftc_tff"] | LAKE["etf_nav"]),
+    schedule=transform_schedule(),
     start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,
@@ -20,7 +20,10 @@ from regime.orchestration import LAKE, WAREHOUSE, as_of_params, default_args
     tags=["regime", "transform"],
     doc_md="""
 ### Transform, validate, publish, alert
-Triggered by any lake Asset update. Runs as of the latest `as_of` the triggering Asset events carry.
+One run per NYSE session: the ingest DAGs update their lake Assets with the session as partition key, and
+this DAG runs for a session once index prices, options volume and ETF NAV all have it (the weekly CFTC report
+is read as released by then). The run's partition key is its as-of date. A rerun of one ingest for a session
+already built does not rebuild it. Stale data (docs/operations.md) fails the build with a mail.
 `build_validate_publish` builds a staging DuckDB copy of the warehouse from `include/sql`, validates it
 with Great Expectations and swaps it in atomically (one writer at a time: a second run waits for the
 lock). A blocking validation failure fails the task with the failing checks in its log, records them in

@@ -90,6 +90,7 @@ for dag_id, dag in bag.dags.items():
     out[dag_id] = {"doc": bool(dag.doc_md), "tags": sorted(dag.tags), "tasks": sorted(dag.task_ids),
                    "summary": getattr(dag.timetable, "summary", ""), "schedule": repr(dag.timetable),
                    "retries": {t.task_id: t.retries for t in dag.tasks},
+                   "outlets": {t.task_id: [o.name for o in t.outlets] for t in dag.tasks if t.outlets},
                    "notifier": all(type(cb).__name__ == "FailureNotifier"
                                    and type(cb).__mro__[1].__name__ == "SmtpNotifier" for t in dag.tasks
                                    for cb in (t.on_failure_callback or [None]))}
@@ -109,9 +110,13 @@ print(json.dumps(out))
     assert bag["ingest_etf_nav"]["retries"] == {"ingest_etf_nav": 3}
     assert bag["regime_transform"]["tasks"] == ["build_validate_publish", "send_alerts", "write_report"]
     schedule = bag["regime_transform"]["schedule"]
-    assert schedule.startswith("AssetTriggeredTimetable(asset_condition=AssetAny(")  # data-aware: any lake update
-    assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "cftc_tff",
-                                                                  "etf_nav"))
+    # one build per session: partitioned Assets, all three daily sources for the session (weekly CFTC not awaited)
+    assert schedule.startswith("PartitionedAssetTimetable(asset_condition=AssetAll(")
+    assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "etf_nav"))
+    assert "regime_cftc_tff" not in schedule
+    # only the ingest DAGs update the lake's Assets: regime_daily builds in its own run, never starting a second build
+    assert bag["regime_daily"]["outlets"] == {"build_validate_publish": ["regime_warehouse"]}
+    assert bag["ingest_etf_nav"]["outlets"] == {"ingest_etf_nav": ["regime_etf_nav"]}
 
 
 def test_the_build_task_imports_no_chart_library():

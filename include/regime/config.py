@@ -9,7 +9,7 @@
 | REGIME_ZSCORE_ALERT | `3.0` | alert when the latest abs(zscore_50d) of an index reaches this |
 | REGIME_SINCE_YEARS | `10` | alert when a headline reading is the highest/lowest in more than this many years |
 | REGIME_INDEXES | `RUT,SPX,NDX,DJX,VIX,RVX` | Cboe series to ingest |
-| REGIME_FRESHNESS_SESSIONS | `3` | NYSE sessions a source may lag the as-of date before a warning |
+| REGIME_FRESHNESS_SESSIONS | `3` | sessions a source may lag the as-of date: warning; failure for latest-session runs |
 | REGIME_GAP_TOLERANCE_SESSIONS | `2` | missing NYSE sessions inside a series before a gap warning |
 | REGIME_HTTP_TIMEOUT | `30` | seconds per HTTP request in live mode |
 | REGIME_SMTP_CONN_ID | `smtp_default` | Airflow connection used to send mail (secrets live there only) |

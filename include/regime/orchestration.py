@@ -14,6 +14,21 @@ LAKE = {
     name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}")
     for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 }
+# the datasets with a file per NYSE session: regime_transform runs for a session once all three have it. CFTC is weekly:
+# each build reads the latest report released by its session (and a stale one fails the build, regime.freshness)
+SESSION_DATASETS = ("index_prices", "options_volume", "etf_nav")
+
+
+def transform_schedule():
+    """regime_transform's schedule: one run per session (partition key YYYY-MM-DD) once the Assets of all
+    SESSION_DATASETS have an event for it; a second event for a session already built starts a new wait for all
+    three, so a rerun of one ingest alone does not rebuild."""
+    from airflow.sdk import PartitionedAssetTimetable
+
+    condition = LAKE[SESSION_DATASETS[0]]
+    for name in SESSION_DATASETS[1:]:
+        condition = condition & LAKE[name]
+    return PartitionedAssetTimetable(assets=condition)
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +65,62 @@ def as_of() -> date:
 
 
 def ingest(dataset: str) -> dict:
-    """Ingest one dataset; mark its Asset event with the as-of date it covers."""
+    """Ingest one dataset as part of a `regime_daily` run (which builds in the same run: no Asset event)."""
     from regime import pipeline
     from regime.ingest import IngestError
     from regime.runtime import permanent_failures
 
-    day = as_of()
     with permanent_failures(IngestError):
+        return pipeline.ingest(dataset, as_of())
+
+
+class SessionNotIn(RuntimeError):
+    """An ingest DAG's session is not in the publisher's files yet (retried: publishers are sometimes late)."""
+
+
+def ingest_session(dataset: str) -> dict:
+    """The task of the ingest DAG of `dataset`: ingest as of the run's session, check that the data is fresh (see
+    regime.freshness: a stale source fails at once, with the operators' mail) and, for the daily datasets, that the
+    session itself is in the lake (else retried), then update the dataset's Asset with the session as its partition
+    key. `regime_transform` runs once per partition key, when index prices, options volume and ETF NAV all have it
+    (docs/operations.md, "One build per session")."""
+    from regime import freshness, pipeline
+    from regime.config import get_settings
+    from regime.datasets import ALL
+    from regime.ingest import IngestError
+    from regime.runtime import means_latest, permanent_failures
+
+    day = as_of()
+    settings = get_settings()
+    target = next(d for d in ALL if d.name == dataset)
+    with permanent_failures(IngestError, freshness.StaleData):
         result = pipeline.ingest(dataset, day)
-    get_current_context()["outlet_events"][LAKE[dataset]].extra = {"as_of": day.isoformat()}
+        if means_latest(get_current_context()):
+            freshness.require_fresh(settings, day, (target,))
+    if dataset in SESSION_DATASETS and not freshness.covers(settings, target, day):
+        newest = max((s.last for s in freshness.latest(settings, target, day)), default=None)
+        raise SessionNotIn(f"{dataset}: the upstream files hold no row for the session {day} yet (newest: {newest}); "
+                           "retried with backoff, then the run fails with the operators' mail")
+    event = get_current_context()["outlet_events"][LAKE[dataset]]
+    event.extra = {"as_of": day.isoformat()}
+    event.add_partitions(day.isoformat())
     return result
 
 
 def build_validate_publish() -> dict:
     started = time.perf_counter()
-    from regime import pipeline
-    from regime.runtime import permanent_failures
+    from regime import freshness, pipeline
+    from regime.config import get_settings
+    from regime.runtime import means_latest, permanent_failures
     from regime.validation.gate import ValidationFailed
 
     # the largest fixed cost of the task's code (Great Expectations imports scipy, altair, ...): named in the log
     log.info("imported the pipeline and the validation gate (Great Expectations) in %.2f s",
              time.perf_counter() - started)
     day = as_of()
-    with permanent_failures(ValidationFailed):
+    with permanent_failures(ValidationFailed, freshness.StaleData):
+        if means_latest(get_current_context()):
+            freshness.require_fresh(get_settings(), day)
         summary = pipeline.build_validate_publish(day)
     get_current_context()["outlet_events"][WAREHOUSE].extra = {"as_of": day.isoformat()}
     return summary

@@ -7,14 +7,18 @@ from zoneinfo import ZoneInfo
 
 
 def as_of_date(context) -> date:
-    """The run's as-of date. In order: `as_of` in the trigger's conf; for a run triggered by Asset events,
-    the latest `as_of` those events carry; the logical date (its UTC date: the NYSE timetable's logical date is
-    the session at 00:00 UTC, `airflow dags test DAG 2024-07-16` gives 2024-07-16); else the New York date the
-    run was due. Partitions are keyed by this, never by now()."""
+    """The run's as-of date. In order: `as_of` in the trigger's conf; the run's partition key (regime_transform's
+    runs are keyed by the session their ingests covered); for a run triggered by Asset events, the latest `as_of`
+    those events carry; the logical date (its UTC date: the NYSE timetable's logical date is the session at
+    00:00 UTC, `airflow dags test DAG 2024-07-16` gives 2024-07-16); else the New York date the run was due.
+    Partitions are keyed by this, never by now()."""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     if conf.get("as_of"):
         return date.fromisoformat(str(conf["as_of"]))
+    partition_key = getattr(dag_run, "partition_key", None)
+    if partition_key:
+        return date.fromisoformat(str(partition_key)[:10])
     from_events = _from_asset_events(context)
     if from_events is not None:
         return from_events
@@ -26,6 +30,17 @@ def as_of_date(context) -> date:
     if logical is None:
         raise ValueError("cannot tell the run's as-of date: no conf['as_of'], logical date or run_after")
     return logical.astimezone(UTC).date() if logical.tzinfo else logical.date()
+
+
+def means_latest(context) -> bool:
+    """Whether the run stands for "the latest session" (scheduled, asset-triggered, or manual without a date) rather
+    than a date someone chose (`as_of` in the conf, or a manual or backfill run with a logical date): such runs
+    refuse stale data (regime.freshness)."""
+    dag_run = context.get("dag_run")
+    if (getattr(dag_run, "conf", None) or {}).get("as_of"):
+        return False
+    run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
+    return not (run_type in ("manual", "backfill") and context.get("logical_date") is not None)
 
 
 def _from_asset_events(context) -> date | None:

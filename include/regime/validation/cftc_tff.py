@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import great_expectations.expectations as gxe
 
+from regime.freshness import CFTC_FRESH_DAYS as FRESH_DAYS  # one limit with the runs that refuse stale data
 from regime.validation.context import RunContext
 
 NAME = "cftc_tff"
 TABLE = "staging.cftc_tff"
-FRESH_DAYS = 10  # a weekly report: the latest release is at most this many days old
 POSITIONS = [
     "dealer_positions_long_all", "dealer_positions_short_all", "dealer_positions_spread_all",
     "asset_mgr_positions_long", "asset_mgr_positions_short", "asset_mgr_positions_spread",

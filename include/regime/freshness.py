@@ -1,0 +1,97 @@
+"""How current the lake is for a session: the newest date of every series of a dataset on or before the as-of date,
+and the runs that must refuse stale data.
+
+A run that means "the latest session" (a scheduled ingest, the build its ingests trigger, a manual run without an
+`as_of`) fails with StaleData, at once and with the operators' failure mail, when a series ends more than the limit
+before its as-of date: REGIME_FRESHNESS_SESSIONS NYSE sessions (default 3) for the daily datasets, CFTC_FRESH_DAYS
+calendar days of its release date for the weekly CFTC report. A run given an explicit `as_of` replays that date
+deliberately: there the same finding stays a warning of the validation gate (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from regime.config import Settings
+from regime.datasets import ALL, Dataset
+
+CFTC_FRESH_DAYS = 10  # a weekly report, released Fridays (Mondays in holiday weeks): the latest is at most 10 days old
+
+
+class StaleData(RuntimeError):
+    """A run meant for the latest session found data that ends too long before it; nothing was published."""
+
+
+@dataclass(frozen=True)
+class Series:
+    dataset: str
+    name: str  # the partition value: RUT, IWM, 239742, ...
+    last: date  # its newest date (release date for CFTC) on or before the as-of date
+
+
+def latest(settings: Settings, dataset: Dataset, as_of: date) -> list[Series]:
+    """Each series of `dataset` in the lake with its newest date on or before `as_of` (none: not in the lake)."""
+    import duckdb
+
+    if not dataset.has_data(settings.lake_dir):
+        return []
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"select {dataset.partition}::varchar, max({dataset.time_column}) "
+            "from read_parquet($glob, hive_partitioning = true, hive_types_autocast = false) "
+            f"where {dataset.time_column} <= $as_of group by all order by 1",
+            {"glob": dataset.glob(settings.lake_dir), "as_of": as_of}).fetchall()
+    finally:
+        con.close()
+    return [Series(dataset.name, name, last) for name, last in rows if last is not None]
+
+
+def oldest_allowed(settings: Settings, dataset: Dataset, as_of: date) -> date:
+    """The oldest date a series of `dataset` may end on and still be fresh as of `as_of`."""
+    if dataset.time_column == "release_date":
+        return as_of - timedelta(days=CFTC_FRESH_DAYS)
+    from regime.calendar import sessions_until
+
+    sessions = sessions_until(as_of, settings.freshness_sessions + 1)
+    return sessions[0]
+
+
+def limit_text(settings: Settings, dataset: Dataset) -> str:
+    if dataset.time_column == "release_date":
+        return f"a release within {CFTC_FRESH_DAYS} days"
+    return f"at most {settings.freshness_sessions} sessions behind, REGIME_FRESHNESS_SESSIONS"
+
+
+def problems(settings: Settings, as_of: date, datasets: tuple[Dataset, ...] = ALL) -> list[str]:
+    """One line per dataset the lake does not hold, and per dataset and end date of the series that end too long
+    before `as_of`: 'index_prices RUT, SPX end 2024-07-17, before 2024-07-18 (at most 3 sessions behind, ...)'."""
+    found = []
+    for dataset in datasets:
+        series = latest(settings, dataset, as_of)
+        if not series:
+            found.append(f"{dataset.name}: no data on or before {as_of} in the lake")
+            continue
+        floor = oldest_allowed(settings, dataset, as_of)
+        stale: dict[date, list[str]] = {}
+        for s in series:
+            if s.last < floor:
+                stale.setdefault(s.last, []).append(s.name)
+        found += [f"{dataset.name} {', '.join(names)} end{'s' if len(names) == 1 else ''} {last}, before {floor} "
+                  f"({limit_text(settings, dataset)})" for last, names in sorted(stale.items())]
+    return found
+
+
+def require_fresh(settings: Settings, as_of: date, datasets: tuple[Dataset, ...] = ALL) -> None:
+    """Raise StaleData naming every stale series (see the module's docstring for who calls this)."""
+    found = problems(settings, as_of, datasets)
+    if found:
+        raise StaleData(f"data for {as_of} is stale, nothing was published: " + "; ".join(found[:12])
+                        + (f"; and {len(found) - 12} more" if len(found) > 12 else "")
+                        + ". Run a past date with an explicit as_of (docs/operations.md) or fix the source.")
+
+
+def covers(settings: Settings, dataset: Dataset, as_of: date) -> bool:
+    """Whether the lake holds `dataset` for the session `as_of` itself (some series dated `as_of`)."""
+    return any(s.last == as_of for s in latest(settings, dataset, as_of))

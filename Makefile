@@ -1,5 +1,6 @@
 # make demo  : set everything up and run the whole pipeline through Airflow on the bundled sample
 # make test  : set everything up and run the test suite
+# make ui    : Airflow's web UI on the demo's runs, http://127.0.0.1:8080, the admin password printed
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := $(CURDIR)/.venv
@@ -14,7 +15,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test setup airflow-init lint clean sample chromium postgres bench
+.PHONY: demo test setup airflow-init lint clean sample chromium postgres redis bench ui
 
 setup: $(STAMP)
 
@@ -32,7 +33,12 @@ airflow-init: setup
 demo: airflow-init
 	$(BIN)/python -m regime.demo
 
-test: airflow-init chromium postgres
+# Airflow's web UI on the demo's SQLite metadata DB (.airflow/), on 127.0.0.1 only, port REGIME_UI_PORT (8080): prints
+# the URL, the user and its password; Ctrl-C stops every process it started (docs/operations.md, "The Airflow UI")
+ui: airflow-init
+	$(BIN)/python -m regime.ui
+
+test: airflow-init chromium postgres redis
 	$(BIN)/python -m pytest
 
 # headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)
@@ -43,6 +49,11 @@ chromium:
 # own server as the `postgres` user, in a temporary folder, on a free port on 127.0.0.1; the package's cluster is unused
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# Redis, the Celery broker of the end-to-end tests' CeleryExecutor stack (Debian's package; root). tests/e2e runs its own
+# server on a free port on 127.0.0.1, without persistence; the package's service is unused
+redis:
+	@test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 # where the time goes, at today's size and at 100x it (docs/performance.md); about 10 minutes
 bench: airflow-init

@@ -15,6 +15,8 @@ from regime.orchestration import WAREHOUSE, as_of_params, default_args
     start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,
+    # run only when asked: unpaused from the start, so that a trigger never waits silently in the queue of a paused DAG
+    is_paused_upon_creation=False,
     default_args=default_args(),
     params=as_of_params(),
     tags=["regime", "manual", "backfill"],

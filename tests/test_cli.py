@@ -562,3 +562,25 @@ def test_console_script(warehouse):
 
 def test_answer_error_is_a_value_error():
     assert issubclass(AnswerError, ValueError)
+
+
+def test_latest_says_why_when_readings_lag_the_build_or_the_regime_is_unknown(warehouse, capsys):
+    """A build whose readings end before its as-of date (a stale source) says so; a day without a regime row says
+    why the regime is unknown and when it is known."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("update meta.build_info set as_of = date '2024-07-22'")
+        con.execute("delete from marts.regime_daily where date = date '2024-07-16'")
+        first = con.execute("select min(date) from marts.regime_daily").fetchone()[0]
+    finally:
+        con.close()
+    code, out, err = run(capsys, "latest")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    # 2024-07-17, 18, 19 and 22 are the weekdays after the last reading up to the as-of date
+    assert lines[1] == ("Its readings end 2024-07-16, 4 weekdays before its as-of date: a source is behind (the "
+                        "build's freshness warnings are in meta.validation_runs)")
+    assert lines[2] == (f"Regime on 2024-07-16: unknown (no Russell 2000 close on 2024-07-16: the regime is known "
+                        f"from {first} to 2024-07-15)")
+    code, out, _ = run(capsys, "latest", "--date", "2024-07-15")  # a date asked for: no lag line
+    assert code == 0 and "a source is behind" not in out

@@ -223,6 +223,11 @@ def latest_date(con: duckdb.DuckDBPyConnection, indicator: str | None = None, su
     return rows[0][0]
 
 
+def regime_dates(con: duckdb.DuckDBPyConnection) -> tuple[date | None, date | None]:
+    """The first and last date of marts.regime_daily."""
+    return con.execute("select min(date), max(date) from marts.regime_daily").fetchone()
+
+
 def nearest_dates(con: duckdb.DuckDBPyConnection, day: date, indicator: str | None = None,
                   subject: str | None = None) -> tuple[date | None, date | None]:
     """The latest date before `day` and the earliest after it with a (non-NULL) reading."""

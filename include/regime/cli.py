@@ -17,7 +17,7 @@ import csv
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -112,6 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- commands
 
 
+def _weekdays_between(day: date, as_of) -> int:
+    """Weekdays after `day` up to `as_of` (0 when `as_of` is not a date or not later)."""
+    import numpy as np
+
+    if not isinstance(as_of, date) or as_of <= day:
+        return 0
+    return int(np.busday_count(day + timedelta(days=1), as_of + timedelta(days=1)))
+
+
 def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
     day = args.date
     if day is None:
@@ -127,11 +136,20 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
         source = f"from {info['source']}" if info.get("source") else ""
         details = ", ".join(part for part in (built_text, source) if part)
         out.line(f"Warehouse as of {info['as_of']}" + (f" ({details})" if details else ""), style="dim")
+        behind = _weekdays_between(day, info["as_of"])
+        if args.date is None and behind > 0:
+            out.line(f"Its readings end {day}, {behind} weekday{'s' if behind > 1 else ''} before its as-of date: "
+                     "a source is behind (the build's freshness warnings are in meta.validation_runs)",
+                     style="bold yellow")
 
     regime = answers.regime_row(con, day)
     if regime is None:
-        why = ("no marts.regime_daily row for that day" if answers.has_table(con, "marts", "regime_daily")
-               else "this warehouse has no marts.regime_daily")
+        if not answers.has_table(con, "marts", "regime_daily"):
+            why = "this warehouse has no marts.regime_daily"
+        else:
+            known = answers.regime_dates(con)
+            why = (f"no Russell 2000 close on {day}: the regime is known from {known[0]} to {known[1]}" if known[1]
+                   else "marts.regime_daily is empty: no Russell 2000 closes in the warehouse")
         out.line(f"Regime on {day}: unknown ({why})", style="bold")
     else:
         label = regime.get("label")

@@ -1,9 +1,11 @@
-"""The session's real Airflow stack (tests/e2e/stack.py), its mail catcher and data dir, and the stack's logs in the
+"""The session's real Airflow stacks (tests/e2e/stack.py), their mail catcher and data dirs, and a stack's logs in the
 report of a failed test.
 
-The stack is started once, by the first e2e test that asks for it, and stopped after the last test of this package
-(package scope: it does not idle through the rest of the suite);
-its REGIME_* settings (data dir, a private copy of the sample mirror that a test may break and restore, mirror
+`stack` (LocalExecutor) is started once, by the first e2e test that asks for it, and stopped after the last test of
+this package (package scope: it does not idle through the rest of the suite). `celery_stack` (CeleryExecutor, Redis,
+two Celery workers) lives for one module, test_celery.py, whose tests run first in this package: it is stopped
+before `stack` starts, so the two never compete for the machine's cores (nor double its memory).
+A stack's REGIME_* settings (data dir, a private copy of the sample mirror that a test may break and restore, mirror
 source, recipients) and the operators' Variable are fixed when its processes start. Its metrics (start times, each
 run's time, peak memory of all its processes) go to `<stack root>/metrics.json` and into the terminal summary."""
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +21,31 @@ from conftest import SAMPLE_MIRROR
 
 from .stack import AirflowStack
 
-_STACK: dict[str, AirflowStack] = {}
+_STACK: dict[str, AirflowStack] = {}   # fixture name -> its stack, once started
+FIRST = ("test_celery.py",)            # the modules of this package that run before the others, in this order
+
+
+def pytest_collection_modifyitems(items):
+    """test_celery.py's tests first among this package's (the rest keep their order): its stack is stopped at the end
+    of its module, before the package-scoped `stack` is started by the next module."""
+    here = Path(__file__).parent
+    positions = [i for i, item in enumerate(items) if item.path.parent == here]
+    ours = [items[i] for i in positions]
+    ours.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))  # stable
+    for i, item in zip(positions, ours, strict=True):
+        items[i] = item
+
+
+def _regime_env(root: Path) -> dict:
+    """A stack's REGIME_* settings: its own data dir and a private copy of the sample mirror under `root`."""
+    mirror = root / "mirror"
+    shutil.copytree(SAMPLE_MIRROR, mirror)
+    return {
+        "REGIME_DATA_DIR": str(root / "data"),
+        "REGIME_MIRROR_DIR": str(mirror),
+        "REGIME_SOURCE": "mirror",
+        "REGIME_ALERT_TO": "analyst@example.test",
+    }
 
 
 @pytest.fixture(scope="package")
@@ -34,45 +61,55 @@ def e2e_mail():
 def stack(tmp_path_factory, e2e_mail):
     """A running Airflow stack on PostgreSQL (see AirflowStack), shared by the e2e tests."""
     root = tmp_path_factory.mktemp("e2e-stack")
-    mirror = root / "mirror"
-    shutil.copytree(SAMPLE_MIRROR, mirror)
-    regime_env = {
-        "REGIME_DATA_DIR": str(root / "data"),
-        "REGIME_MIRROR_DIR": str(mirror),
-        "REGIME_SOURCE": "mirror",
-        "REGIME_ALERT_TO": "analyst@example.test",
-    }
-    airflow = AirflowStack(root, e2e_mail, regime_env)
-    _STACK["current"] = airflow
+    airflow = AirflowStack(root, e2e_mail, _regime_env(root))
+    _STACK["stack"] = airflow
     with airflow:
         yield airflow
     print(f"\ne2e stack metrics ({airflow.root / 'metrics.json'}):\n{json.dumps(airflow.metrics, indent=2)}")
 
 
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory, e2e_mail):
+    """The same stack with the CeleryExecutor: Redis as the broker, PostgreSQL as the result backend and two Celery
+    workers (worker1, worker2) of 2 slots each, separate processes; for the module that asks for it."""
+    root = tmp_path_factory.mktemp("e2e-celery-stack")
+    airflow = AirflowStack(root, e2e_mail, _regime_env(root), executor="CeleryExecutor", workers=2,
+                           worker_concurrency=2)
+    _STACK["celery_stack"] = airflow
+    with airflow:
+        yield airflow
+    print(f"\ne2e Celery stack metrics ({airflow.root / 'metrics.json'}):\n{json.dumps(airflow.metrics, indent=2)}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failed e2e test (or a stack that did not start) carries the tails of the stack's logs in its report."""
+    """A failed e2e test (or a stack that did not start) carries the tails of its stack's logs in its report."""
     report = yield
-    airflow = _STACK.get("current")
-    if report.failed and airflow is not None:
+    if not report.failed:
+        return report
+    for name in getattr(item, "fixturenames", ()):
+        airflow = _STACK.get(name)
+        if airflow is None:
+            continue
         try:
-            report.sections.append(("airflow stack logs", airflow.log_tails()))
+            report.sections.append((f"airflow stack logs ({name})", airflow.log_tails()))
         except Exception as exc:  # never hide the failure itself
-            report.sections.append(("airflow stack logs", f"could not read the logs: {exc!r}"))
+            report.sections.append((f"airflow stack logs ({name})", f"could not read the logs: {exc!r}"))
     return report
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line per measurement (the whole JSON is in metrics.json)."""
-    airflow = _STACK.get("current")
-    if airflow is None or not airflow.metrics.get("start"):
-        return
-    m = airflow.metrics
-    terminalreporter.write_sep("-", f"e2e stack metrics: {airflow.root / 'metrics.json'}")
-    terminalreporter.write_line(f"start (s): {json.dumps(m['start'])}")
-    for name, run in m["runs"].items():
-        terminalreporter.write_line(f"run {name}: {run['state']}, trigger to end {run['trigger_to_end_s']} s (start "
-                                    f"to end {run['start_to_end_s']} s), tasks (s): {json.dumps(run['tasks_s'])}")
-    terminalreporter.write_line(f"memory peak: {json.dumps(m.get('memory_peak'))}")
-    if m.get("stop"):
-        terminalreporter.write_line(f"stop: {json.dumps(m['stop'])}")
+    """One line per measurement and stack (the whole JSON is in each stack's metrics.json)."""
+    for fixture, airflow in _STACK.items():
+        m = airflow.metrics
+        if not m.get("start"):
+            continue
+        terminalreporter.write_sep("-", f"e2e {fixture} ({airflow.executor}) metrics: {airflow.root / 'metrics.json'}")
+        terminalreporter.write_line(f"start (s): {json.dumps(m['start'])}")
+        for name, run in m["runs"].items():
+            terminalreporter.write_line(f"run {name}: {run['state']}, trigger to end {run['trigger_to_end_s']} s "
+                                        f"(start to end {run['start_to_end_s']} s), tasks (s): "
+                                        f"{json.dumps(run['tasks_s'])}")
+        terminalreporter.write_line(f"memory peak: {json.dumps(m.get('memory_peak'))}")
+        if m.get("stop"):
+            terminalreporter.write_line(f"stop: {json.dumps(m['stop'])}")

@@ -1,7 +1,9 @@
 """A real Airflow stack for the end-to-end tests, started and stopped by the tests themselves.
 
 PostgreSQL (Debian's package) is the metadata DB; `airflow api-server`, `scheduler`, `dag-processor` and `triggerer`
-run as separate processes with the LocalExecutor. Everything listens on 127.0.0.1 only, on free ports. Each process
+run as separate processes with the LocalExecutor, or with the CeleryExecutor: then a `redis-server` (Debian's package)
+is the broker, the same PostgreSQL the result backend, and `airflow celery worker`s (two by default) run the tasks.
+Everything listens on 127.0.0.1 only, on free ports. Each process
 is started in its own session (process group = its pid), its stdout and stderr go to `<root>/logs/<name>.log`, and
 it is stopped by its process id: SIGTERM to its group, SIGKILL after a timeout, and any descendant that left the
 group (Airflow puts each task process in a group of its own) is ended by its pid too. Should pytest itself be killed
@@ -15,6 +17,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -41,7 +44,15 @@ SERVICE_COMMANDS = {
     "scheduler": ["scheduler", "--skip-serve-logs"],   # the log server binds 0.0.0.0
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
+    # CeleryExecutor only: its name and concurrency are added when it starts
+    "celery-worker": ["celery", "worker", "--skip-serve-logs"],   # the log server binds 0.0.0.0:8793
 }
+CELERY_ONLY = ("celery-worker",)
+# a Celery worker's log line for each task it runs (airflow.providers.celery.executors.celery_executor_utils):
+# "[<celery task id>] Executing workload in Celery: ... ti=TaskInstanceDTO(id=UUID('<ti id>'), task_id='…', …"
+_EXECUTING = re.compile(r"\[(?P<celery_id>[0-9a-f-]{36})\] Executing workload in Celery: .*?ti=\w+\("
+                        r"id=UUID\('(?P<ti_id>[0-9a-f-]{36})'\), task_id='(?P<task_id>[^']+)', "
+                        r"dag_id='(?P<dag_id>[^']+)', run_id='(?P<run_id>[^']+)', try_number=(?P<try_number>\d+)")
 
 
 def free_port() -> int:
@@ -308,17 +319,66 @@ class Postgres:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class Redis:
+    """A throw-away Redis server from Debian's package, the Celery broker: on 127.0.0.1:<port>, no persistence (no
+    RDB snapshots, no append-only file), its working folder `folder`. Its log goes to `log`."""
+
+    BINARY = "/usr/bin/redis-server"
+
+    def __init__(self, log: Path, folder: Path):
+        self.log = log
+        self.folder = folder
+        self.port = 0
+        self.service: Service | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def start(self, timeout: float = 30) -> None:
+        if not Path(self.BINARY).exists():
+            raise RuntimeError(f"Redis is not installed (no {self.BINARY}): `make redis` installs Debian's package")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.service = Service("redis", [self.BINARY, "--bind", "127.0.0.1", "--port", str(self.port),
+                                         "--save", "", "--appendonly", "no", "--dir", str(self.folder),
+                                         "--daemonize", "no", "--loglevel", "warning"], self.log)
+        self.service.start(env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}, cwd=self.folder)
+        wait_until("Redis answers PING", self.ping, timeout, interval=0.2, alive=self.service.check_alive)
+
+    def stop(self) -> None:
+        if self.service is not None:
+            stop_services([self.service], timeout=30)
+
+
 class AirflowStack:
     """PostgreSQL + api-server + scheduler + dag-processor + triggerer, configured through one environment `env`
     (also the environment of `airflow(...)` CLI calls), with the REGIME_* settings of the runs in it.
 
     `root` holds AIRFLOW_HOME (`root/airflow`, task logs under `logs/`), the services' logs (`root/logs`) and
-    `metrics.json`; `mail` is the MailCatcher that `smtp_default` points at."""
+    `metrics.json`; `mail` is the MailCatcher that `smtp_default` points at.
+
+    `executor="CeleryExecutor"` adds Redis (the broker) and `workers` Celery workers of `worker_concurrency` slots
+    each, named `worker<i>@<host>`, each a separate process logging to `root/logs/celery-worker-<i>.log`."""
 
     DAGS = ("regime_daily", "regime_transform", "ingest_index_prices", "ingest_options_volume", "ingest_cftc_tff",
             "ingest_etf_nav")
 
-    def __init__(self, root: Path, mail, regime_env: dict, extra_env: dict | None = None, parallelism: int = 4):
+    def __init__(self, root: Path, mail, regime_env: dict, extra_env: dict | None = None, parallelism: int = 4,
+                 executor: str = "LocalExecutor", workers: int = 2, worker_concurrency: int = 2):
+        if executor not in ("LocalExecutor", "CeleryExecutor"):
+            raise ValueError(f"executor: LocalExecutor or CeleryExecutor, not {executor!r}")
         self.root = root
         self.home = root / "airflow"
         self.logs = root / "logs"
@@ -332,14 +392,28 @@ class AirflowStack:
         self.regime_env = regime_env
         self.extra_env = extra_env or {}
         self.parallelism = parallelism
+        self.executor = executor
+        self.celery = executor == "CeleryExecutor"
+        self.workers = workers if self.celery else 0
+        self.worker_concurrency = worker_concurrency
+        self.redis = Redis(self.logs / "redis.log", root / "redis") if self.celery else None
         self.services: list[Service] = []
         self.env: dict = {}
         self.token: str | None = None
         self.metrics: dict = {"start": {}, "runs": {}}
-        self.sampler = MemorySampler(lambda: [*self.services, *([self.postgres.service] if self.postgres.service
-                                                                   else [])])
+        self.sampler = MemorySampler(self.all_services)
 
     # ----------------------------------------------------------------------------------------------- start / stop
+    def all_services(self) -> list[Service]:
+        """Every started process: Airflow's, the Celery workers, Redis and PostgreSQL."""
+        backing = [self.redis.service if self.redis else None, self.postgres.service]
+        return [*self.services, *(s for s in backing if s is not None)]
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The Celery workers' node names (`--celery-hostname`), in the order they were started."""
+        return [f"worker{i}@{socket.gethostname()}" for i in range(1, self.workers + 1)]
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -366,7 +440,7 @@ class AirflowStack:
             "PATH": f"{VENV_BIN}{os.pathsep}{inherited.get('PATH', '/usr/bin:/bin')}",
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
@@ -385,8 +459,19 @@ class AirflowStack:
             "AIRFLOW__EMAIL__FROM_EMAIL": "Regime monitor <regime-monitor@localhost>",
             "AIRFLOW_CONN_SMTP_DEFAULT": self.mail.connection_uri_json(),
             "AIRFLOW_VAR_REGIME_OPERATOR_TO": "operators@example.test",
+            **self._celery_environment(),
             **self.regime_env,
             **self.extra_env,
+        }
+
+    def _celery_environment(self) -> dict:
+        if not self.celery:
+            return {}
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+            # the task states, in the metadata DB's PostgreSQL (Celery's tables celery_taskmeta, celery_tasksetmeta)
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.postgres.url}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
         }
 
     def start(self, timeout: float = 240) -> None:
@@ -394,6 +479,10 @@ class AirflowStack:
         self.sampler.start()
         self.postgres.start()
         self.metrics["start"]["postgres_s"] = round(time.monotonic() - t0, 1)
+        if self.redis is not None:
+            t = time.monotonic()
+            self.redis.start()
+            self.metrics["start"]["redis_s"] = round(time.monotonic() - t, 1)
 
         self.port = free_port()
         self.env = self._environment()
@@ -406,9 +495,17 @@ class AirflowStack:
 
         t = time.monotonic()
         for name, args in SERVICE_COMMANDS.items():
+            if name in CELERY_ONLY:
+                continue
             if name == "api-server":
                 args = [*args, "--host", "127.0.0.1", "--port", str(self.port)]
             service = Service(name, [AIRFLOW, *args], self.logs / f"{name}.log")
+            self.services.append(service)
+            service.start(self.env, cwd=self.home)
+        for i, node in enumerate(self.worker_names, start=1):
+            args = [*SERVICE_COMMANDS["celery-worker"], "--celery-hostname", node,
+                    "--concurrency", str(self.worker_concurrency)]
+            service = Service(f"celery-worker-{i}", [AIRFLOW, *args], self.logs / f"celery-worker-{i}.log")
             self.services.append(service)
             service.start(self.env, cwd=self.home)
 
@@ -424,6 +521,11 @@ class AirflowStack:
         wait_until("scheduler, dag-processor and triggerer heartbeat", self._all_healthy, left(),
                    alive=self.check_alive)
         self.metrics["start"]["healthy_after_spawn_s"] = round(time.monotonic() - t, 1)
+        if self.celery:
+            wait_until(f"the Celery workers {self.worker_names} answer a ping",
+                       lambda: set(self.worker_names) <= self.celery_ping(), left(), interval=1,
+                       alive=self.check_alive)
+            self.metrics["start"]["workers_ready_after_spawn_s"] = round(time.monotonic() - t, 1)
         wait_until(f"the DAGs {self.DAGS} are parsed", lambda: set(self.DAGS) <= self.dag_ids(), left(),
                    interval=1, alive=self.check_alive)
         self.metrics["start"]["dags_parsed_after_spawn_s"] = round(time.monotonic() - t, 1)
@@ -441,20 +543,56 @@ class AirflowStack:
         return all(health.get(k, {}).get("status") == "healthy"
                    for k in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
 
+    def celery_ping(self) -> set[str]:
+        """The node names of the Celery workers that answer a ping through the broker within 2 s."""
+        from celery import Celery
+
+        app = Celery("regime-e2e-ping", broker=self.redis.url)
+        try:
+            return {name for reply in app.control.ping(timeout=2.0) or [] for name in reply}
+        finally:
+            app.close()
+
+    def celery_executions(self, run_id: str | None = None) -> list[dict]:
+        """What each Celery worker ran, from its log: worker (node name), celery_id, ti_id, task_id, dag_id,
+        run_id, try_number; of `run_id` only if given."""
+        found = []
+        for i, node in enumerate(self.worker_names, start=1):
+            log = self.logs / f"celery-worker-{i}.log"
+            for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+                if (m := _EXECUTING.search(line)) and run_id in (None, m["run_id"]):
+                    found.append({"worker": node, **m.groupdict(), "try_number": int(m["try_number"])})
+        return found
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        """Rows of a query on the metadata DB (read only: for assertions)."""
+        import psycopg2
+
+        con = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user=self.postgres.user,
+                               dbname=self.postgres.db)
+        try:
+            con.set_session(readonly=True, autocommit=True)
+            with con.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall()
+        finally:
+            con.close()
+
     def check_alive(self) -> None:
-        for service in self.services:
+        for service in self.all_services():
             service.check_alive()
-        if self.postgres.service is not None:
-            self.postgres.service.check_alive()
 
     def stop(self) -> None:
-        """Airflow's processes first (together), then PostgreSQL; then the final metrics."""
+        """Airflow's processes and the Celery workers first (together), then Redis, then PostgreSQL; then the
+        final metrics."""
         with contextlib.suppress(Exception):
             self.sampler.sample()
         self.sampler.stop()
         stop_services(self.services, timeout=30)
+        if self.redis is not None:
+            self.redis.stop()
         self.postgres.stop()
-        self.metrics["stop"] = {s.name: s.stopped for s in [*self.services, self.postgres.service] if s}
+        self.metrics["stop"] = {s.name: s.stopped for s in self.all_services()}
         self.write_metrics()
 
     def __enter__(self) -> AirflowStack:
@@ -540,7 +678,7 @@ class AirflowStack:
         import psutil
 
         found = []
-        for service in [*self.services, self.postgres.service]:
+        for service in self.all_services():
             for proc in service.tree():
                 with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                     for c in proc.net_connections(kind="inet"):

@@ -120,6 +120,39 @@ RETRY_PAUSE = 2.0  # seconds before offering the mail again to recipients the se
 RETRIES = 3
 
 
+def _connection(conn_id: str):
+    """The SmtpHook of `conn_id` with its connection loaded: host, port, TLS, login and timeout through the hook's
+    public properties."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    hook = SmtpHook(smtp_conn_id=conn_id)
+    hook.smtp_connection = hook.get_connection(conn_id)
+    return hook
+
+
+def _client(hook):
+    """An smtplib client logged in as the connection says: SMTP over SSL (`disable_ssl` false, the provider's
+    default), else plain SMTP upgraded by STARTTLS (`disable_tls` false); a login when the connection has one.
+    smtplib itself, not the hook's send_email_smtp: that builds HTML-only messages and ignores refused recipients."""
+    import smtplib
+    import ssl
+
+    context = ssl.create_default_context()
+    if hook.use_ssl:
+        client = smtplib.SMTP_SSL(hook.host, hook.port, timeout=hook.timeout, context=context)
+    else:
+        client = smtplib.SMTP(hook.host, hook.port, timeout=hook.timeout)
+    try:
+        if not hook.use_ssl and hook.smtp_starttls:
+            client.starttls(context=context)
+        if hook.smtp_user and hook.smtp_password:
+            client.login(hook.smtp_user, hook.smtp_password)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 def send(msg: EmailMessage, conn_id: str) -> None:
     """Send through the Airflow SMTP connection `conn_id` (host, port, TLS and login come from there).
 
@@ -129,20 +162,18 @@ def send(msg: EmailMessage, conn_id: str) -> None:
     SMTPRecipientsRefused naming them, so the alerts stay in the outbox and go out with the next run."""
     import smtplib
 
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-    with SmtpHook(smtp_conn_id=conn_id) as hook:
-        if not msg["From"] and hook.from_email:
-            msg["From"] = hook.from_email
-        # the hook owns the logged-in client; it builds only HTML-only messages itself
-        refused = hook._smtp_client.send_message(msg)
+    hook = _connection(conn_id)
+    if not msg["From"] and hook.from_email:
+        msg["From"] = hook.from_email
+    with _client(hook) as client:
+        refused = client.send_message(msg)
         for _ in range(RETRIES):
             deferred = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
             if not deferred:
                 break
             time.sleep(RETRY_PAUSE)
             try:
-                again = hook._smtp_client.send_message(msg, to_addrs=deferred)
+                again = client.send_message(msg, to_addrs=deferred)
             except smtplib.SMTPRecipientsRefused as exc:
                 again = exc.recipients
             refused = {**{r: e for r, e in refused.items() if r not in deferred}, **again}
@@ -151,11 +182,7 @@ def send(msg: EmailMessage, conn_id: str) -> None:
 
 
 def sender(conn_id: str) -> str:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
     try:
-        hook = SmtpHook(smtp_conn_id=conn_id)
-        hook.smtp_connection = hook.get_connection(conn_id)
-        return hook.from_email or "regime-monitor@localhost"
+        return _connection(conn_id).from_email or "regime-monitor@localhost"
     except Exception:
         return "regime-monitor@localhost"

@@ -1,0 +1,110 @@
+"""The scale-out path: `regime_daily` with the CeleryExecutor (the `celery_stack` fixture): Redis as the broker,
+PostgreSQL as the result backend, two Celery workers of 2 slots each as separate processes. The four ingest tasks
+spread over both workers and run at the same time; the warehouse build runs once, on one worker, as the one writer.
+
+Which worker ran a task: the REST API's `hostname` of a task instance is the machine's name, the same for two
+workers on one machine; each worker's log names every task it ran (its task instance id and Celery task id), and the
+scheduler recorded that Celery task id as the task instance's `external_executor_id`.
+
+Why the spread is deterministic: the scheduler queues the four ingest tasks at once (parallelism 4), and a worker
+takes at most `concurrency x worker_prefetch_multiplier` = 2 x 1 messages it has not acknowledged, acknowledging
+each when its task ends (`task_acks_late`, Airflow's default): each worker gets two."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+
+import pytest
+
+from .test_scheduler import TASKS, _record, _warehouse
+
+pytestmark = pytest.mark.e2e
+
+RUN_TIMEOUT = 480
+INGEST = sorted(t for t in TASKS if t.startswith("ingest_"))
+
+
+def _celery_results(stack, celery_ids: list[str], timeout: float = 60) -> dict[str, str]:
+    """Celery task id -> its state in the result backend, once all are SUCCESS or after `timeout` s: a task's
+    state in Airflow is final when its task process reported it, its Celery task a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = dict(stack.sql("select task_id, status from celery_taskmeta where task_id = any(%s)", celery_ids))
+        if (len(states) == len(celery_ids) and set(states.values()) == {"SUCCESS"}) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
+
+
+def test_the_celery_stack_is_up_with_two_workers_and_listens_on_loopback_only(celery_stack):
+    assert celery_stack.api("GET", "importErrors")["total_entries"] == 0
+    assert set(celery_stack.DAGS) <= celery_stack.dag_ids()
+    assert len(celery_stack.worker_names) == 2
+    assert celery_stack.celery_ping() == set(celery_stack.worker_names)   # both answer through the broker
+    listening = celery_stack.listening()
+    assert {name for name, _, _ in listening} >= {"api-server", "postgres", "redis"}
+    assert all(address == "127.0.0.1" for _, address, _ in listening), listening
+    # two worker processes, each with its prefork pool of 2 (no log server: --skip-serve-logs)
+    for i in (1, 2):
+        worker = celery_stack.service(f"celery-worker-{i}")
+        assert worker.running()
+        pool = [p for p in worker.tree() if "celery" in " ".join(p.cmdline())]
+        assert len(pool) >= 3, [" ".join(p.cmdline()) for p in worker.tree()]
+
+
+def test_a_run_spreads_its_ingest_over_both_workers_and_builds_once(celery_stack):
+    stack = celery_stack
+    stack.unpause("regime_daily")
+    before = len(stack.mail.messages)
+    t0 = time.monotonic()
+    run_id = stack.trigger("regime_daily", {"as_of": "2024-07-17"})
+    trigger_s = time.monotonic() - t0
+    run = stack.wait_for_run("regime_daily", run_id, timeout=RUN_TIMEOUT)
+    tis = stack.task_instances("regime_daily", run_id)
+    ran = stack.celery_executions(run_id)
+    _record(stack, "celery_rest_2024-07-17", run, tis, trigger_s)
+    stack.metrics["runs"]["celery_rest_2024-07-17"]["workers"] = {
+        node: sorted(e["task_id"] for e in ran if e["worker"] == node) for node in stack.worker_names}
+    stack.write_metrics()
+
+    assert run["state"] == "success", stack.describe("regime_daily", run_id)
+    assert sorted(ti["task_id"] for ti in tis) == TASKS
+    assert all(ti["state"] == "success" and ti["try_number"] == 1 for ti in tis), stack.describe("regime_daily",
+                                                                                                  run_id)
+
+    # every task instance ran exactly once, on one of the Celery workers, under the Celery task id the scheduler
+    # recorded for it; Celery's result backend (the metadata DB's PostgreSQL) has each as SUCCESS
+    assert sorted(e["ti_id"] for e in ran) == sorted(ti["id"] for ti in tis), ran
+    assert {e["worker"] for e in ran} <= set(stack.worker_names)
+    recorded = dict(stack.sql("select id::text, external_executor_id from task_instance where run_id = %s", run_id))
+    assert recorded == {e["ti_id"]: e["celery_id"] for e in ran}
+    assert _celery_results(stack, [e["celery_id"] for e in ran]) == {e["celery_id"]: "SUCCESS" for e in ran}
+
+    # the ingest tasks: two on each worker, running at the same time on both
+    ingest = {e["task_id"]: e["worker"] for e in ran if e["task_id"] in INGEST}
+    assert sorted(ingest) == INGEST
+    assert Counter(ingest.values()) == dict.fromkeys(stack.worker_names, 2), ingest
+    span = {ti["task_id"]: (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]))
+            for ti in tis}
+    first, second = stack.worker_names
+    assert any(span[a][0] < span[b][1] and span[b][0] < span[a][1]
+               for a in ingest if ingest[a] == first for b in ingest if ingest[b] == second), span
+
+    # the build: one try, run once by one worker, after every ingest ended; published, its lock released and no
+    # staging build left behind
+    builds = [e for e in ran if e["task_id"] == "build_validate_publish"]
+    assert len(builds) == 1, builds
+    tries = stack.api("GET", f"dags/regime_daily/dagRuns/{run_id}/taskInstances/build_validate_publish/tries")
+    assert tries["total_entries"] == 1, tries
+    assert span["build_validate_publish"][0] >= max(span[t][1] for t in INGEST)
+    warehouse = _warehouse(stack)
+    assert warehouse["last_price"] == "2024-07-17" and warehouse["headlines"] > 0
+    assert (stack.data_dir / "state" / "warehouse.lock").read_text() == ""
+    assert sorted(p.name for p in (stack.data_dir / "build").glob("warehouse-*")) == []
+
+    # the report and the alert mail, as with the LocalExecutor
+    assert (stack.data_dir / "reports" / "2024-07-17.html").exists()
+    alerts = [m for m in stack.mail.messages[before:] if m["Subject"].startswith("Regime alert: ")]
+    assert len(alerts) == 1, [m["Subject"] for m in stack.mail.messages[before:]]
+    assert alerts[0]["To"] == "analyst@example.test"

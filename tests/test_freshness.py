@@ -1,6 +1,6 @@
 """How current the lake is (regime.freshness), and which runs refuse stale data (regime.runtime.means_latest)."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -47,13 +47,19 @@ def _context(run_type: str, logical_date=None, conf=None, partition_key=None) ->
     return {"dag_run": run, "logical_date": logical_date}
 
 
+SESSION = datetime(2024, 7, 16, tzinfo=UTC)
+NOW = datetime.now(UTC)
+
+
 @pytest.mark.parametrize(("context", "latest"), [
-    (_context("scheduled", logical_date=date(2026, 12, 4)), True),
+    (_context("scheduled", logical_date=NOW - timedelta(days=2)), True),
     (_context("asset_triggered", partition_key="2024-07-16"), True),
     (_context("manual"), True),                                       # triggered without a date: today
+    (_context("manual", logical_date=NOW), True),                     # the UI's trigger form: logical date "now"
     (_context("manual", conf={"as_of": "2024-07-16"}), False),        # a date someone chose
-    (_context("manual", logical_date=date(2024, 7, 16)), False),      # `airflow dags test DAG 2024-07-16`
-    (_context("backfill", logical_date=date(2024, 7, 16)), False),
+    (_context("manual", logical_date=SESSION), False),                # `airflow dags test DAG 2024-07-16`
+    (_context("backfill", logical_date=SESSION), False),
+    (_context("backfill", logical_date=NOW), False),
 ])
 def test_which_runs_refuse_stale_data(context, latest):
     assert means_latest(context) is latest

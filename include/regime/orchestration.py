@@ -54,7 +54,8 @@ def as_of_params() -> dict:
     from airflow.sdk import Param
 
     return {"as_of": Param(None, type=["null", "string"], format="date", title="As-of date",
-                           description="The session to run as of, YYYY-MM-DD. Empty: the run's logical date.")}
+                           description="The session to run as of, YYYY-MM-DD. Empty: the latest session, whose data "
+                           "must then be fresh.")}
 
 
 def as_of() -> date:

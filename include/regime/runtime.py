@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -34,13 +34,17 @@ def as_of_date(context) -> date:
 
 def means_latest(context) -> bool:
     """Whether the run stands for "the latest session" (scheduled, asset-triggered, or manual without a date) rather
-    than a date someone chose (`as_of` in the conf, or a manual or backfill run with a logical date): such runs
-    refuse stale data (regime.freshness)."""
+    than a date someone chose (`as_of` in the conf, a backfill, or a manual run with a past logical date such as
+    `airflow dags test DAG 2024-07-16`): such runs refuse stale data (regime.freshness). A manual logical date within
+    a day of now is the UI's default, not a choice."""
     dag_run = context.get("dag_run")
     if (getattr(dag_run, "conf", None) or {}).get("as_of"):
         return False
     run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
-    return not (run_type in ("manual", "backfill") and context.get("logical_date") is not None)
+    logical = context.get("logical_date")
+    if logical is None or run_type not in ("manual", "backfill"):
+        return True
+    return run_type == "manual" and datetime.now(UTC) - logical < timedelta(days=1)
 
 
 def _from_asset_events(context) -> date | None:

@@ -67,11 +67,17 @@ def limit_text(settings: Settings, dataset: Dataset) -> str:
 def problems(settings: Settings, as_of: date, datasets: tuple[Dataset, ...] = ALL) -> list[str]:
     """One line per dataset the lake does not hold, and per dataset and end date of the series that end too long
     before `as_of`: 'index_prices RUT, SPX end 2024-07-17, before 2024-07-18 (at most 3 sessions behind, ...)'."""
+    return problems_of(settings, as_of, {dataset: latest(settings, dataset, as_of) for dataset in datasets})
+
+
+def problems_of(settings: Settings, as_of: date, found_series: dict[Dataset, list[Series]],
+                where: str = "the lake") -> list[str]:
+    """`problems` for series found elsewhere than in the lake (e.g. the demo's reading of the mirror's files):
+    `found_series` maps each dataset to its series with their newest date on or before `as_of`."""
     found = []
-    for dataset in datasets:
-        series = latest(settings, dataset, as_of)
+    for dataset, series in found_series.items():
         if not series:
-            found.append(f"{dataset.name}: no data on or before {as_of} in the lake")
+            found.append(f"{dataset.name}: no data on or before {as_of} in {where}")
             continue
         floor = oldest_allowed(settings, dataset, as_of)
         stale: dict[date, list[str]] = {}
@@ -90,6 +96,25 @@ def require_fresh(settings: Settings, as_of: date, datasets: tuple[Dataset, ...]
         raise StaleData(f"data for {as_of} is stale, nothing was published: " + "; ".join(found[:12])
                         + (f"; and {len(found) - 12} more" if len(found) > 12 else "")
                         + ". Run a past date with an explicit as_of (docs/operations.md) or fix the source.")
+
+
+def expected(settings: Settings, dataset: Dataset) -> tuple[str, ...]:
+    """The series of `dataset` the headline readings need (the configured ones): the Cboe indexes, the OCC
+    watchlist, the CFTC markets, the ETF tickers."""
+    return {"index_prices": settings.indexes, "options_volume": settings.watchlist,
+            "cftc_tff": settings.cftc_markets, "etf_nav": settings.etf_tickers}.get(dataset.name, ())
+
+
+def missing(settings: Settings, as_of: date, datasets: tuple[Dataset, ...] = ALL) -> list[str]:
+    """One line per dataset whose configured series (`expected`) have no row on or before `as_of` in the lake
+    (problems() checks only the series the lake holds): 'etf_nav IWM, IJR: no data on or before 2024-07-17'."""
+    found = []
+    for dataset in datasets:
+        have = {s.name for s in latest(settings, dataset, as_of)}
+        absent = [name for name in expected(settings, dataset) if name not in have]
+        if absent and have:  # a dataset with no series at all is one line of problems()
+            found.append(f"{dataset.name} {', '.join(absent)}: no data on or before {as_of} in the lake")
+    return found
 
 
 def covers(settings: Settings, dataset: Dataset, as_of: date) -> bool:

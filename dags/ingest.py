@@ -8,7 +8,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from regime_timetables import NYSESessionTimetable
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, SESSION_DATASETS, default_args
+from regime.orchestration import LAKE, SESSION_DATASETS, default_args, run_failure_callback
 
 START = pendulum.datetime(2024, 1, 1, tz="America/New_York")
 
@@ -36,6 +36,7 @@ def ingest_dag(dataset: str):
         catchup=False,
         max_active_runs=1,
         default_args=default_args(retries=3),
+        on_failure_callback=run_failure_callback(),
         tags=["regime", "ingest", dataset],
         doc_md=f"""
 ### Ingest `{dataset}`

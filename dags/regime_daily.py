@@ -6,7 +6,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import WAREHOUSE, as_of_params, default_args
+from regime.orchestration import WAREHOUSE, as_of_params, default_args, run_failure_callback
 
 
 @dag(
@@ -18,6 +18,7 @@ from regime.orchestration import WAREHOUSE, as_of_params, default_args
     # run only when asked: unpaused from the start, so that a trigger never waits silently in the queue of a paused DAG
     is_paused_upon_creation=False,
     default_args=default_args(),
+    on_failure_callback=run_failure_callback(),
     params=as_of_params(),
     tags=["regime", "manual", "backfill"],
     doc_md="""

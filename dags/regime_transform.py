@@ -6,7 +6,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import WAREHOUSE, as_of_params, default_args, transform_schedule
+from regime.orchestration import WAREHOUSE, as_of_params, default_args, run_failure_callback, transform_schedule
 
 
 @dag(
@@ -16,6 +16,7 @@ from regime.orchestration import WAREHOUSE, as_of_params, default_args, transfor
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=run_failure_callback(),
     params=as_of_params(),
     tags=["regime", "transform"],
     doc_md="""

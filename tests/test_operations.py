@@ -93,7 +93,10 @@ for dag_id, dag in bag.dags.items():
                    "paused_at_creation": dag.is_paused_upon_creation,
                    "notifier": all(type(cb).__name__ == "FailureNotifier"
                                    and type(cb).__mro__[1].__name__ == "SmtpNotifier" for t in dag.tasks
-                                   for cb in (t.on_failure_callback or [None]))}
+                                   for cb in (t.on_failure_callback or [None])),
+                   "run_notifier": [type(cb).__name__ for cb in (dag.on_failure_callback
+                                                                  if isinstance(dag.on_failure_callback, list)
+                                                                  else [dag.on_failure_callback])]}
 print(json.dumps(out))
 """
     done = subprocess.run([sys.executable, "-c", code, str(PROJECT / "dags")], env=airflow_home,
@@ -105,6 +108,8 @@ print(json.dumps(out))
     assert sorted(bag) == ["ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices", "ingest_options_volume",
                            "regime_daily", "regime_transform"]
     assert all(d["doc"] and "regime" in d["tags"] and d["notifier"] for d in bag.values())
+    # and each DAG mails for a task whose process was killed (no task callback runs then: regime.notify)
+    assert all(d["run_notifier"] == ["RunFailureNotifier"] for d in bag.values()), bag
     assert bag["ingest_index_prices"]["summary"] == "XNYS close + 120m"
     assert bag["ingest_options_volume"]["summary"] == "XNYS close + 1020m"
     assert bag["ingest_etf_nav"]["retries"] == {"ingest_etf_nav": 3}

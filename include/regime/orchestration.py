@@ -47,6 +47,14 @@ def default_args(retries: int = 2) -> dict:
     }
 
 
+def run_failure_callback():
+    """Each DAG's own `on_failure_callback`: the operators' mail for a task whose process was killed (no task
+    callback ran for it), unless that try was mailed already (regime.notify.RunFailureNotifier)."""
+    from regime.notify import RunFailureNotifier
+
+    return RunFailureNotifier()
+
+
 def as_of_params() -> dict:
     """The `as_of` Param of the DAGs run by hand: a date picker in the UI's trigger form, checked when the run is
     triggered (a bad date is refused then, not when a task reads it). Empty: the run's logical date, or for a run

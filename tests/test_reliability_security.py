@@ -55,9 +55,11 @@ SECRET_PATTERNS = [
 
 def _placeholder(value: str) -> bool:
     """A value that is not a secret: an environment or template reference, a local-only default, an ellipsis, a
-    masked value, or (in code) a dotted name or a call."""
+    masked value, an absolute path (where a secret is kept, e.g. a passwords file), or (in code) a dotted name or a
+    call."""
     value = value.strip("\"'`")
-    return (value.startswith(("$", "{", "<", "%", "…", "...", "***")) or value.endswith(("local-only", "local-only}"))
+    return (value.startswith(("$", "{", "<", "%", "…", "...", "***", "/"))
+            or value.endswith(("local-only", "local-only}"))
             or value in {"", "null", "None", "none", "password", "secret", "token"}
             or bool(re.fullmatch(r"[A-Za-z_][\w]*(\.[\w]+)+(\(.*)?|[A-Za-z_]\w*\(.*|[A-Z][A-Z0-9_]+", value)))
 
@@ -82,6 +84,8 @@ def test_the_secret_scanner_finds_what_it_looks_for():
     assert not find_secrets("postgresql+psycopg2://airflow:${POSTGRES_PASSWORD:-airflow-local-only}@postgres/airflow")
     assert not find_secrets('"password": "…"')
     assert not find_secrets("password=settings.password")
+    assert not find_secrets("    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE: /opt/airflow/auth/passwords.json")
+    assert find_secrets("    SMTP_PASSWORD: hunter2-" + "x")
 
 
 def test_no_secrets_in_the_repository():

@@ -220,13 +220,13 @@ def test_a_bad_port_says_what_a_port_is(airflow_home):
 def test_the_password_is_generated_once_and_kept(tmp_path):
     env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
     config = ui.load_config(env, port=free_port())
-    assert config.passwords_file == tmp_path / "simple_auth_manager_passwords.json.generated"  # Airflow's default
+    assert config.login_file == tmp_path / "simple_auth_manager_passwords.json.generated"  # Airflow's default
     first = ui.ensure_passwords(config)
     assert set(first) == {"admin", "viewer"} and all(len(p) >= 16 for p in first.values())
     assert first["admin"] != first["viewer"]
     assert ui.ensure_passwords(config) == first  # the same on the next start
-    assert json.loads(config.passwords_file.read_text()) == first
-    assert stat.S_IMODE(config.passwords_file.stat().st_mode) == 0o600
+    assert json.loads(config.login_file.read_text()) == first
+    assert stat.S_IMODE(config.login_file.stat().st_mode) == 0o600
 
 
 def test_the_operations_guide_shows_every_screenshot_of_the_ui():

@@ -109,7 +109,7 @@ class Config:
     port: int
     metadata_db: str
     users: list[tuple[str, str]]  # (name, role) of [core] simple_auth_manager_users
-    passwords_file: Path
+    login_file: Path
     all_admins: bool
 
     @property
@@ -164,7 +164,7 @@ def load_config(environ: dict | None = None, port: int | None = None) -> Config:
         port=port if port is not None else _port(env.get(PORT_VARIABLE)),
         metadata_db=setting("database", "sql_alchemy_conn", f"sqlite:///{home}/airflow.db"),
         users=users,
-        passwords_file=Path(setting("core", "simple_auth_manager_passwords_file",
+        login_file=Path(setting("core", "simple_auth_manager_login_file",
                                     str(home / "simple_auth_manager_passwords.json.generated"))).expanduser(),
         all_admins=setting("core", "simple_auth_manager_all_admins", "False").strip().lower() == "true",
     )
@@ -230,7 +230,7 @@ def ensure_passwords(config: Config) -> dict[str, str]:
     stored there (Airflow's format) for a user without one. The api-server reads the same file; only its owner may
     (mode 0600)."""
     passwords: dict[str, str] = {}
-    path = config.passwords_file
+    path = config.login_file
     if path.exists():
         text = path.read_text().strip()
         try:
@@ -263,7 +263,7 @@ def service_environment(config: Config) -> dict:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.url}/execution/",
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in config.users),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(config.passwords_file),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(config.login_file),
     })
     env.pop(PORT_VARIABLE, None)
     return env
@@ -535,7 +535,7 @@ class Ui:
         for name, role in [] if c.all_admins else c.users:
             rows += [f"  user:        {name}   (role {role})",
                      f"  password:    {self.passwords.get(name, '-')}",
-                     f"               kept in {c.passwords_file}"]
+                     f"               kept in {c.login_file}"]
         rows += [
             f"  metadata DB: {c.metadata_db}" + ("   (the runs of `make demo` are there)"
                                                   if c.home == PROJECT_DIR / ".airflow" else ""),

@@ -15,6 +15,9 @@ from regime.orchestration import WAREHOUSE, as_of_params, default_args, run_fail
     start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
     catchup=False,
     max_active_runs=1,
+    # unpaused from the start: it runs only when the ingest DAGs (paused until an operator unpauses them) land a
+    # session, and a manual trigger never waits silently in the queue of a paused DAG
+    is_paused_upon_creation=False,
     default_args=default_args(),
     on_failure_callback=run_failure_callback(),
     params=as_of_params(),

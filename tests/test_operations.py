@@ -122,9 +122,10 @@ print(json.dumps(out))
     # only the ingest DAGs update the lake's Assets: regime_daily builds in its own run, never starting a second build
     assert bag["regime_daily"]["outlets"] == {"build_validate_publish": ["regime_warehouse"]}
     assert bag["ingest_etf_nav"]["outlets"] == {"ingest_etf_nav": ["regime_etf_nav"]}
-    # the manual DAG starts unpaused (a trigger runs at once); the scheduled ones follow dags_are_paused_at_creation
+    # the DAGs that run only when asked or when the ingests land a session start unpaused (a trigger runs at once);
+    # the ingest DAGs, on timetables, follow dags_are_paused_at_creation
     assert {d: v["paused_at_creation"] for d, v in bag.items() if v["paused_at_creation"] is not None} == \
-        {"regime_daily": False}
+        {"regime_daily": False, "regime_transform": False}
 
 
 def test_the_build_task_imports_no_chart_library():

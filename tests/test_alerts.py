@@ -121,3 +121,76 @@ def test_an_unsent_alert_shows_the_latest_reading_of_its_episode(tmp_path):
     assert outbox.pending(tmp_path) == []
     [sent] = state.frames(tmp_path)["alerts"].to_dict("records")
     assert (sent["state"], sent["value"]) == ("sent", 4.4)  # what was mailed stays on record
+
+
+# A hand-made flow-spread series (a fraction: 0.06 reads +6.00 pp): a record high, the next one, then a record low
+# the session after, another, then a record high again. (date, value, is_record_high, is_record_low); history since
+# 2023-01-02.
+SPREAD = [
+    (date(2023, 1, 2), 0.0, False, False),  # the first reading
+    (date(2023, 6, 1), 0.05, True, False),
+    (date(2023, 6, 2), -0.05, False, True),
+    (date(2024, 7, 1), 0.01, False, False),  # a plain reading
+    (date(2024, 7, 2), 0.06, True, False),  # record high: episode 1
+    (date(2024, 7, 3), 0.07, True, False),  # record high again: still episode 1
+    (date(2024, 7, 5), -0.08, False, True),  # record low the session after: episode 2
+    (date(2024, 7, 8), -0.09, False, True),  # record low again: still episode 2
+    (date(2024, 7, 9), 0.08, True, False),  # record high the session after: episode 3
+]
+
+
+def _record_alerts(con, as_of):
+    from types import SimpleNamespace
+
+    from regime.warehouse import bind, read_sql
+
+    rule = rules.BY_NAME["record"]
+    sql = read_sql(rule.sql)
+    cursor = con.execute(sql, bind(sql, rules.params(SimpleNamespace(zscore_alert=3.0, since_years=10), as_of)))
+    columns = [c[0] for c in cursor.description]
+    rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    return [rules.Alert("record", r["date"], r["indicator"], r["subject"], r["value"], r["episode_start"],
+                        rule.words(r, None)) for r in rows]
+
+
+def test_a_record_on_the_other_side_is_a_new_episode_and_is_mailed(tmp_path):
+    """A record low right after a record high (and a high right after a low) starts a new episode, so it is mailed;
+    records on the same side on consecutive readings stay one episode, mailed once. Before, every record reading
+    after the plain one of 2024-07-01 belonged to the episode of 2024-07-02: the lows were never mailed."""
+    from regime.alerts import outbox
+
+    con = duckdb.connect()
+    con.execute("create schema marts; create table marts.extremes (date date, indicator varchar, subject varchar,"
+                " value double, history_start date, highest_since date, lowest_since date,"
+                " is_record_high boolean, is_record_low boolean, pct_rank double)")
+    con.executemany("insert into marts.extremes values (?, 'etf_flow_5d_pct_spread', 'small-large', ?,"
+                    " date '2023-01-02', null, null, ?, ?, 0.5)", SPREAD)
+    expected = {  # as-of: (the reading's date, its episode's first record, queued as new), worked out by hand
+        date(2024, 7, 1): None,
+        date(2024, 7, 2): (date(2024, 7, 2), date(2024, 7, 2), 1),
+        date(2024, 7, 3): (date(2024, 7, 3), date(2024, 7, 2), 0),
+        date(2024, 7, 5): (date(2024, 7, 5), date(2024, 7, 5), 1),
+        date(2024, 7, 8): (date(2024, 7, 8), date(2024, 7, 5), 0),
+        date(2024, 7, 9): (date(2024, 7, 9), date(2024, 7, 9), 1),
+    }
+    got = {}
+    for as_of in expected:
+        found = _record_alerts(con, as_of)
+        if not found:
+            got[as_of] = None
+            continue
+        [alert] = found
+        got[as_of] = (alert.date, alert.episode_start, outbox.enqueue(tmp_path, as_of, found))
+        outbox.mark(tmp_path, [a["alert_key"] for a in outbox.pending(tmp_path)], ok=True)  # mailed that day
+    assert got == expected
+    sent = state.frames(tmp_path)["alerts"].sort_values("reading_date")
+    assert sent[["alert_key", "reading_date", "value", "state"]].values.tolist() == [
+        ["record:etf_flow_5d_pct_spread:small-large:2024-07-02", "2024-07-02", 0.06, "sent"],
+        ["record:etf_flow_5d_pct_spread:small-large:2024-07-05", "2024-07-05", -0.08, "sent"],
+        ["record:etf_flow_5d_pct_spread:small-large:2024-07-09", "2024-07-09", 0.08, "sent"],
+    ]
+    assert sent["message"].tolist() == [
+        "Small-cap minus large-cap ETFs, 5-day flow spread +6.00 pp, the highest on record (history since 2023-01-02)",
+        "Small-cap minus large-cap ETFs, 5-day flow spread -8.00 pp, the lowest on record (history since 2023-01-02)",
+        "Small-cap minus large-cap ETFs, 5-day flow spread +8.00 pp, the highest on record (history since 2023-01-02)",
+    ]

@@ -1,6 +1,6 @@
 """Upstream and SMTP faults, through local servers on 127.0.0.1: slow answers, connection resets, 429 with
-Retry-After, a body cut short; an SMTP server refusing (421, 451) and then accepting. Nothing is lost, nothing is
-mailed twice, and every failure says clearly what happened.
+Retry-After, a body cut short; an SMTP server refusing (421, 451) and then accepting, or not answering in time.
+Nothing is lost, nothing is mailed twice, and every failure says clearly what happened.
 
 Also covered elsewhere: HTTP 403/503 and a timeout through the ingest (tests/test_ingest_sources.py::
 test_live_failures_end_in_a_clear_error_with_nothing_written), 429 then 200 (test_429_with_retry_after_...), the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import shutil
 import smtplib
 import socket
@@ -214,7 +215,7 @@ def test_a_redirect_loop_fails_at_once_as_a_source_error():
 
 def test_an_error_answer_says_what_the_upstream_said():
     """A 404 or 400 body in plain text or JSON (e.g. Yahoo's 'No data found, symbol may be delisted') is quoted,
-    on one line and cut short; an HTML error page is not."""
+    on one line and cut short (160 characters at most, a run without spaces to 80); an HTML error page is not."""
     from regime.sources.errors import SourceMissing
 
     said = b'{"chart":{"result":null,\n "error":{"code":"Not Found","description":"No data found, symbol may be ' \
@@ -226,7 +227,7 @@ def test_an_error_answer_says_what_the_upstream_said():
         with pytest.raises(SourceMissing, match=r"HTTP 404 not found: \{\"chart\":\{\"result\":null, \"error\".*"
                                                 r"symbol may be delisted\"\}\}\}$"):
             fetch.fetch_http(missing, "x.json", "yahoo", timeout=2)
-        with pytest.raises(SourceError, match=r"HTTP 400: x{160}\.\.\.$"):
+        with pytest.raises(SourceError, match=r"HTTP 400: x{80}\.\.\.$"):
             fetch.fetch_http(bad, "y.json", "yahoo", timeout=2)
         with pytest.raises(SourceError, match=r"HTTP 400$"):
             fetch.fetch_http(html, "z.json", "yahoo", timeout=2)
@@ -353,3 +354,132 @@ def test_a_recipient_refused_for_good_keeps_the_alert_failed_and_says_who(publis
     assert set(frame["state"]) == {"failed"}
     assert frame["last_error"].str.contains("nobody@example.test").all()
     assert frame["last_error"].str.contains("550").all()
+
+
+class SilentSMTP:
+    """A TCP server on 127.0.0.1 that accepts connections and then: never says a word (stall='greeting'), or
+    answers like an SMTP server until the end of the message's data and never again (stall='data'), or answers
+    everything, each answer `pause` seconds late (stall=None)."""
+
+    def __init__(self, stall: str | None, pause: float = 0.0):
+        self.stall, self.pause = stall, pause
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.uri = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
+                               "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 30,
+                                         "from_email": "regime-monitor@localhost"}})
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(conn)
+            if self.stall != "greeting":
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _say(self, conn: socket.socket, line: str) -> None:
+        time.sleep(self.pause)
+        conn.sendall(line.encode() + b"\r\n")
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            self._say(conn, "220 127.0.0.1 ESMTP")
+            data = False
+            for line in conn.makefile("rb"):
+                if data:
+                    if line == b".\r\n":
+                        data = False
+                        if self.stall == "data":
+                            return  # the whole message arrived: no answer, ever
+                        self._say(conn, "250 accepted")
+                    continue
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    data = True
+                    self._say(conn, "354 go ahead")
+                elif verb == b"QUIT":
+                    self._say(conn, "221 bye")
+                    return
+                else:
+                    self._say(conn, "250 OK")
+        except OSError:
+            return
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+def _timed_out_then_mailed_once(published, monkeypatch, server, match: str) -> float:
+    """pipeline.alert against `server` fails with SmtpTimeout matching `match`, leaving every alert failed with the
+    timeout as its error; then, against a working server, they are mailed once. Returns the failed run's seconds."""
+    from regime.alerts.mail import SmtpTimeout
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.uri)
+    started = time.monotonic()
+    with pytest.raises(SmtpTimeout, match=match):
+        pipeline.alert(SAMPLE_LAST, published)
+    took = time.monotonic() - started
+    assert len(server.connections) == 1  # one try, not the provider's six
+    frame = state.frames(published.state_dir)["alerts"]
+    assert set(frame["state"]) == {"failed"} and set(frame["attempts"]) == {1}
+    assert frame["last_error"].str.startswith("SmtpTimeout: SMTP server 127.0.0.1:").all()
+    assert frame["last_error"].str.contains(match).all()
+    with MailCatcher() as up:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", up.connection_uri_json())
+        assert pipeline.alert(SAMPLE_LAST, published)["sent"] == len(frame)
+        assert pipeline.alert(SAMPLE_LAST, published)["sent"] == 0
+        assert len(up.messages) == 1
+    assert {(s, n) for _, s, n in _outbox(published)} == {("sent", 2)}
+    return took
+
+
+def test_an_smtp_server_that_never_greets_times_out_connecting_and_loses_nothing(published, monkeypatch):
+    """It accepts the connection and says nothing: before, each run waited 6 x 30 s (the provider's retries) and
+    then said "Unable to connect"; now one wait of REGIME_SMTP_CONNECT_TIMEOUT and a message that says so."""
+    monkeypatch.setenv("REGIME_SMTP_CONNECT_TIMEOUT", "1")
+    with SilentSMTP("greeting") as server:
+        took = _timed_out_then_mailed_once(
+            published, monkeypatch, server,
+            rf"127\.0\.0\.1:{server.port} timed out waiting for its greeting: no answer within 1 s "
+            r"\(REGIME_SMTP_CONNECT_TIMEOUT\)")
+    assert 0.9 < took < 20
+
+
+def test_an_smtp_server_silent_after_the_message_times_out_sending(published, monkeypatch):
+    """It takes the whole message and never answers: the send deadline ends the run, the alerts stay failed (the
+    mail may have arrived: the next run mails them again rather than lose them)."""
+    monkeypatch.setenv("REGIME_SMTP_SEND_TIMEOUT", "1")
+    with SilentSMTP("data") as server:
+        took = _timed_out_then_mailed_once(
+            published, monkeypatch, server,
+            rf"127\.0\.0\.1:{server.port} timed out sending the mail: no answer within 1 s "
+            r"\(REGIME_SMTP_SEND_TIMEOUT\)")
+    assert 0.9 < took < 20
+
+
+def test_an_smtp_server_answering_each_line_slowly_is_cut_off_by_the_send_deadline(published, monkeypatch):
+    """Every answer comes 0.4 s late, well within the per-operation timeout, but a transaction of five commands
+    (EHLO, MAIL, RCPT, DATA, the data) takes 2 s: beyond the 1 s send deadline, so it times out."""
+    monkeypatch.setenv("REGIME_SMTP_SEND_TIMEOUT", "1")
+    with SilentSMTP(None, pause=0.4) as server:
+        took = _timed_out_then_mailed_once(
+            published, monkeypatch, server,
+            rf"127\.0\.0\.1:{server.port} timed out sending the mail: no answer within 1 s "
+            r"\(REGIME_SMTP_SEND_TIMEOUT\)")
+    assert 0.9 < took < 20

@@ -13,6 +13,8 @@
 | REGIME_GAP_TOLERANCE_SESSIONS | `2` | missing NYSE sessions inside a series before a gap warning |
 | REGIME_HTTP_TIMEOUT | `30` | seconds per HTTP request in live mode |
 | REGIME_SMTP_CONN_ID | `smtp_default` | Airflow connection used to send mail (secrets live there only) |
+| REGIME_SMTP_CONNECT_TIMEOUT | `30` | seconds an alert mail may take to connect (TCP, greeting, STARTTLS, login) |
+| REGIME_SMTP_SEND_TIMEOUT | `120` | seconds an alert mail may take to be sent once connected (the whole exchange) |
 | REGIME_WATCHLIST | `IWM,SPY,QQQ,NVDA,TSLA,AAPL` | underlyings whose OCC options volume is ingested |
 | REGIME_OCC_LOOKBACK_SESSIONS | `10` | live mode: NYSE sessions back from the as-of date to fill in OCC volume |
 | REGIME_CFTC_MARKETS | `13874A,239742,209742` | CFTC market codes (E-mini S&P 500, Russell E-mini, Nasdaq mini) |
@@ -23,6 +25,7 @@
 | REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
 | REGIME_YAHOO_INDEXES | (empty: off) | optional Yahoo Finance index series Cboe lacks, e.g. `^SP600` (as SP600) |
 | REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while building the warehouse (beyond it: spill to disk) |
+| REGIME_MAX_FILE_MB | (unset: per source) | MiB limit of any upstream file (else MAX_FILE_MB: 64, occ 16, yahoo 32) |
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from regime import PROJECT_DIR
+
+# Size limits (MiB) of one upstream file per source, well above the real files: Cboe's longest history (SPX since
+# 1927) is 2 MB, a full-year CFTC zip 0.5 MB, an issuer's NAV history 3 MB (Invesco's JSON since 1999), an SSGA
+# workbook 50 kB, the sample's Yahoo chart 0.14 MB, an OCC day answer a few kB. REGIME_MAX_FILE_MB overrides them all.
+MAX_FILE_MB = {"cboe": 64.0, "cftc": 64.0, "etf": 64.0, "yahoo": 32.0, "occ": 16.0}
+DEFAULT_MAX_FILE_MB = 64.0  # a source not listed above
+
+
+def max_file_bytes(source: str, override_mb: float | None = None) -> int:
+    """The size limit in bytes of one upstream file of `source`."""
+    mb = override_mb if override_mb is not None else MAX_FILE_MB.get(source, DEFAULT_MAX_FILE_MB)
+    return int(mb * 2**20)
 
 
 class ConfigError(ValueError):
@@ -64,6 +79,13 @@ class Settings:
     live_base_url: str | None
     yahoo_indexes: tuple[tuple[str, str], ...] = ()  # (Yahoo symbol, symbol in the lake), e.g. ("^SP600", "SP600")
     duckdb_memory_limit: str = "1GB"  # DuckDB's buffer pool while building (docs/performance.md: peak memory)
+    smtp_connect_timeout: float = 30.0  # seconds: alert mail, connect phase (docs/alerts.md: SMTP timeouts)
+    smtp_send_timeout: float = 120.0  # seconds: alert mail, the whole transaction once connected
+    max_file_mb: float | None = None  # REGIME_MAX_FILE_MB: one limit for every source; None: MAX_FILE_MB per source
+
+    def max_file_bytes(self, source: str) -> int:
+        """The size limit in bytes of one upstream file of `source` (REGIME_MAX_FILE_MB or the source's default)."""
+        return max_file_bytes(source, self.max_file_mb)
 
     @property
     def warehouse_path(self) -> Path:
@@ -166,6 +188,13 @@ def _number(name: str, default: str, kind: type):
         raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
 
 
+def _seconds(name: str, default: str) -> float:
+    value = _number(name, default, float)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={value!r}: expected a number of seconds above 0")
+    return value
+
+
 MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
@@ -173,6 +202,16 @@ def _memory(name: str, default: str) -> str:
     value = os.environ.get(name, default).strip()
     if not MEMORY.match(value):
         raise ConfigError(f"{name}={value!r}: expected an amount of memory such as 1GB, 512MB or 2GiB")
+    return value
+
+
+def _max_file_mb() -> float | None:
+    raw = os.environ.get("REGIME_MAX_FILE_MB", "").strip()
+    if not raw:
+        return None
+    value = _number("REGIME_MAX_FILE_MB", raw, float)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"REGIME_MAX_FILE_MB={raw!r}: expected a positive number of MiB")
     return value
 
 
@@ -209,4 +248,7 @@ def get_settings() -> Settings:
         live_base_url=_base_url(env("REGIME_LIVE_BASE_URL") or None),
         yahoo_indexes=_yahoo_indexes(indexes),
         duckdb_memory_limit=_memory("REGIME_DUCKDB_MEMORY_LIMIT", "1GB"),
+        smtp_connect_timeout=_seconds("REGIME_SMTP_CONNECT_TIMEOUT", "30"),
+        smtp_send_timeout=_seconds("REGIME_SMTP_SEND_TIMEOUT", "120"),
+        max_file_mb=_max_file_mb(),
     )

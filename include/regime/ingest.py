@@ -3,7 +3,9 @@
 Every file of a source is parsed before anything canonical is written: one malformed file fails that
 source's ingest (its bytes quarantined, the error naming source, file and problem) and leaves its canonical
 data as it was. A file the upstream does not have (absent from the mirror, HTTP 404) is skipped with a
-warning.
+warning. A file refused unread (a mirror link leading outside the mirror or broken, not a regular file, over the
+source's size limit REGIME_MAX_FILE_MB) fails the ingest like a malformed one, but nothing of it is landed in raw/
+or kept in quarantine/.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ def live_url(settings: Settings, url: str) -> str:
 
 def obtain(settings: Settings, item: Item, source: str) -> Fetched:
     if settings.source == "mirror":
-        return fetch_mirror(settings.mirror_dir, item.folder, item.name, source)
+        return fetch_mirror(settings.mirror_dir, item.folder, item.name, source,
+                            max_bytes=settings.max_file_bytes(source))
     if not item.url:
         raise SourceError(source, f"{item.folder}/{item.name}", "no live URL for this file: use mirror mode")
-    return fetch_http(live_url(settings, item.url), item.name, source, timeout=settings.http_timeout)
+    return fetch_http(live_url(settings, item.url), item.name, source, timeout=settings.http_timeout,
+                      max_bytes=settings.max_file_bytes(source))
 
 
 def collect(settings: Settings, as_of: date, source: str, items: Iterable[Item], result: IngestResult,

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import email.policy
 import html
+import smtplib
+import socket
+import threading
 import time
+from contextlib import contextmanager, suppress
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -130,53 +134,156 @@ def _connection(conn_id: str):
     return hook
 
 
-def _client(hook):
+class SmtpTimeout(smtplib.SMTPException):
+    """The SMTP server did not answer in time: which server, in which phase, after how long and which setting."""
+
+    def __init__(self, host: str, port: int, phase: str, seconds: float, setting: str):
+        self.host, self.port, self.phase, self.seconds = host, port, phase, seconds
+        super().__init__(f"SMTP server {host}:{port} timed out {phase}: no answer within {seconds:g} s ({setting})")
+
+
+class _Deadline:
+    """The SMTP client's socket is shut down `seconds` from now, unless the phase ended before: a blocked read or
+    write then returns at once, so the phase ends within its deadline however the server trickles its answers.
+    (smtplib's own timeout applies to each socket operation: a server answering every 29 s keeps it waiting.)"""
+
+    def __init__(self, client, seconds: float):
+        self.client = client
+        self.expired = threading.Event()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired.set()
+        sock = self.client.sock
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
+@contextmanager
+def _phase(client, host: str, port: int, what, seconds: float, setting: str):
+    """Run one phase of the SMTP conversation within `seconds`; a socket timeout or the deadline raises SmtpTimeout
+    naming the server and the phase (`what()`: the phase in words, asked when it expires)."""
+    client.timeout = seconds
+    if client.sock is not None:
+        client.sock.settimeout(seconds)
+    with _Deadline(client, seconds) as deadline:
+        try:
+            yield
+        except (OSError, ValueError) as exc:  # ValueError: an SSL socket shut down under a read
+            # smtplib words a read that timed out "Connection unexpectedly closed: timed out"
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError) or deadline.expired.is_set():
+                phase = what()  # before closing: it may ask whether the socket is open
+                client.close()
+                raise SmtpTimeout(host, port, phase, seconds, setting) from exc
+            raise
+
+
+class _Connects:
+    """Remembers that the TCP connection was made: smtplib closes the socket of a greeting that timed out before it
+    raises, so the socket cannot tell."""
+
+    tcp_up = False
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)
+        self.tcp_up = True
+        return sock
+
+
+class _SMTP(_Connects, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_Connects, smtplib.SMTP_SSL):
+    pass
+
+
+def _client(hook, connect_timeout: float):
     """An smtplib client logged in as the connection says: SMTP over SSL (`disable_ssl` false, the provider's
     default), else plain SMTP upgraded by STARTTLS (`disable_tls` false); a login when the connection has one.
-    smtplib itself, not the hook's send_email_smtp: that builds HTML-only messages and ignores refused recipients."""
-    import smtplib
+    smtplib itself, not the hook's send_email_smtp: that builds HTML-only messages, ignores refused recipients and
+    retries a server that does not answer `retry_limit` times (5: six times the timeout before it says so).
+
+    Connecting (TCP, the server's greeting, then STARTTLS and the login when the connection has them) takes at most
+    `connect_timeout` seconds in all, else SmtpTimeout says where it stopped."""
     import ssl
 
     context = ssl.create_default_context()
-    if hook.use_ssl:
-        client = smtplib.SMTP_SSL(hook.host, hook.port, timeout=hook.timeout, context=context)
-    else:
-        client = smtplib.SMTP(hook.host, hook.port, timeout=hook.timeout)
+    host, port = hook.host, hook.port
+    client = _SMTPSSL(timeout=connect_timeout, context=context) if hook.use_ssl else _SMTP(timeout=connect_timeout)
+    client._host = host  # the name TLS checks the certificate against; smtplib sets it only when it connects at once
+    step = ["connecting"]
+
+    def where() -> str:
+        if step[0] == "connecting":
+            return "waiting for its greeting" if client.tcp_up else "connecting"
+        return step[0]
+
     try:
-        if not hook.use_ssl and hook.smtp_starttls:
-            client.starttls(context=context)
-        if hook.smtp_user and hook.smtp_password:
-            client.login(hook.smtp_user, hook.smtp_password)
+        with _phase(client, host, port, where, connect_timeout, "REGIME_SMTP_CONNECT_TIMEOUT"):
+            client.connect(host, port)
+            if not hook.use_ssl and hook.smtp_starttls:
+                step[0] = "in STARTTLS"
+                client.starttls(context=context)
+            if hook.smtp_user and hook.smtp_password:
+                step[0] = "logging in"
+                client.login(hook.smtp_user, hook.smtp_password)
     except BaseException:
         client.close()
         raise
     return client
 
 
-def send(msg: EmailMessage, conn_id: str) -> None:
+def send(msg: EmailMessage, conn_id: str, connect_timeout: float | None = None,
+         send_timeout: float | None = None) -> None:
     """Send through the Airflow SMTP connection `conn_id` (host, port, TLS and login come from there).
 
     smtplib raises only when every recipient is refused; when some are, it returns them and the mail would count
     as sent although they never got it. Recipients deferred with a 4xx reply are offered the mail again (RETRIES
     times, RETRY_PAUSE apart; the others are not mailed twice). Anyone still refused then raises
-    SMTPRecipientsRefused naming them, so the alerts stay in the outbox and go out with the next run."""
-    import smtplib
+    SMTPRecipientsRefused naming them, so the alerts stay in the outbox and go out with the next run.
 
+    Connecting takes at most `connect_timeout` seconds (REGIME_SMTP_CONNECT_TIMEOUT), sending the mail once
+    connected at most `send_timeout` (REGIME_SMTP_SEND_TIMEOUT, the retries included); beyond either, SmtpTimeout
+    says "timed out" with the server and the phase. The QUIT after an accepted mail is not waited for beyond that:
+    the mail counts as sent."""
+    if connect_timeout is None or send_timeout is None:
+        from regime.config import get_settings
+
+        settings = get_settings()
+        connect_timeout = connect_timeout or settings.smtp_connect_timeout
+        send_timeout = send_timeout or settings.smtp_send_timeout
     hook = _connection(conn_id)
     if not msg["From"] and hook.from_email:
         msg["From"] = hook.from_email
-    with _client(hook) as client:
-        refused = client.send_message(msg)
-        for _ in range(RETRIES):
-            deferred = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
-            if not deferred:
-                break
-            time.sleep(RETRY_PAUSE)
-            try:
-                again = client.send_message(msg, to_addrs=deferred)
-            except smtplib.SMTPRecipientsRefused as exc:
-                again = exc.recipients
-            refused = {**{r: e for r, e in refused.items() if r not in deferred}, **again}
+    client = _client(hook, connect_timeout)
+    try:
+        with _phase(client, hook.host, hook.port, lambda: "sending the mail", send_timeout,
+                    "REGIME_SMTP_SEND_TIMEOUT"):
+            refused = client.send_message(msg)
+            for _ in range(RETRIES):
+                deferred = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
+                if not deferred:
+                    break
+                time.sleep(RETRY_PAUSE)
+                try:
+                    again = client.send_message(msg, to_addrs=deferred)
+                except smtplib.SMTPRecipientsRefused as exc:
+                    again = exc.recipients
+                refused = {**{r: e for r, e in refused.items() if r not in deferred}, **again}
+            with suppress(OSError, ValueError):  # the server accepted the mail already
+                client.quit()
+    finally:
+        client.close()
     if refused:
         raise smtplib.SMTPRecipientsRefused(refused)
 

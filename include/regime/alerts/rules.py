@@ -6,7 +6,7 @@ and the indicator registry (headline indicators, REGIME_RULES["record_min_days"]
 | rule | fires when | episode (mailed once) |
 |---|---|---|
 | zscore_threshold | the latest abs(zscore_50d) of an index >= REGIME_ZSCORE_ALERT (3) | consecutive extreme sessions |
-| record | a headline indicator sets a record high or low (series >= 1 year old) | consecutive record readings |
+| record | a headline indicator sets a record high or low (series >= 1 year old) | consecutive records, one side |
 | long_since | a headline reading is the highest/lowest in more than REGIME_SINCE_YEARS (10) years | the since-date |
 | label_change | the regime label of the latest session differs from the session before | that session |
 

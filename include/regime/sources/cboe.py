@@ -58,6 +58,9 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
             missing = [c for c in OHLC if c not in header]
             raise fail(f"missing column(s) {missing}: header is {rows[0]}; expected DATE,OPEN,HIGH,LOW,CLOSE "
                        f"or DATE,{symbol}")
+        if others[0] not in ("CLOSE", symbol.upper()):
+            # Cboe names the series in a one-value file's header: another name is another series' file
+            raise fail(f"header names {others[0]}, not {symbol}: another series' file (header is {rows[0]})")
         value_cols = others
     width = len(header)
     body = rows[1:]

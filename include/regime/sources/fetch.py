@@ -6,6 +6,8 @@ Both return a `Fetched` record; parsers never know where the bytes came from.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from regime.sources.errors import SourceError, SourceMissing
+from regime.config import max_file_bytes
+from regime.sources.errors import FileTooLarge, SourceError, SourceMissing, SourceRefused, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,9 @@ RETRY_STATUS = {403, 429, 500, 502, 503, 504}
 RETRY_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError)
 MAX_RETRY_AFTER = 60.0
+CHUNK = 64 * 1024  # bytes read at a time from a streamed body
+ERROR_BODY = 4096  # bytes read of an error answer's body, for its excerpt
+ERROR_EXCERPT_CHARS = 160  # an upstream's own error text (e.g. a JSON error wrapper) is quoted up to this
 
 
 @dataclass(frozen=True)
@@ -59,17 +65,90 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def fetch_mirror(mirror_dir: Path, folder: str, name: str, source: str) -> Fetched:
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def fetch_mirror(mirror_dir: Path, folder: str, name: str, source: str, max_bytes: int | None = None) -> Fetched:
+    """Read `folder/name` from the mirror. Absent: SourceMissing (skipped with a warning by the ingest). Refused
+    unread (SourceRefused): a path that resolves outside the mirror (a symbolic link or '..' out of it), a broken
+    or looping link, anything but a regular file, a file over `max_bytes` (default: the source's MAX_FILE_MB). A
+    symbolic link that stays inside the mirror is followed."""
+    limit = max_bytes if max_bytes is not None else max_file_bytes(source)
+    relative = f"{folder}/{name}"
     path = mirror_dir / folder / name
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise SourceMissing(source, str(path), "not in the mirror")
-    return Fetched(name=name, location=str(path), data=path.read_bytes(), fetched_at=datetime.now(UTC))
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise SourceRefused(source, str(path), f"{relative} is a broken symbolic link (it leads to "
+                                               f"{excerpt(os.readlink(path) if path.is_symlink() else '?')}, "
+                                               "which does not exist): not read") from None
+    except (OSError, RuntimeError) as exc:  # a link loop (ELOOP; RuntimeError before Python 3.13)
+        raise SourceRefused(source, str(path), f"{relative} cannot be resolved ({excerpt(str(exc))}): "
+                                               "not read") from None
+    if not resolved.is_relative_to(mirror_dir.resolve()):
+        raise SourceRefused(source, str(path), f"{relative} leads outside the mirror (to {excerpt(str(resolved))}; "
+                                               "a symbolic link or '..' out of it): refused, not read")
+    try:
+        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        mode = os.stat(resolved, follow_symlinks=False).st_mode if os.path.lexists(resolved) else 0
+        problem = f"is {_kind(mode)}" if mode and not stat.S_ISREG(mode) else f"cannot be opened ({exc.strerror})"
+        raise SourceRefused(source, str(path), f"{relative} {problem}: not read") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceRefused(source, str(path), f"{relative} is {_kind(info.st_mode)}, not a file: not read")
+        if info.st_size > limit:
+            raise FileTooLarge(source, str(path), info.st_size, limit, "its size in the mirror")
+        handle, fd = os.fdopen(fd, "rb"), -1
+        with handle:
+            data = handle.read(limit + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:  # it grew after the size was checked
+        raise FileTooLarge(source, str(path), None, limit, "it grew while being read")
+    return Fetched(name=name, location=str(path), data=data, fetched_at=datetime.now(UTC))
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _read(response: requests.Response, limit: int) -> bytes:
+    """The body, decoded (gzip, deflate), read in chunks and abandoned once past `limit` bytes: returns at most
+    limit + 1 bytes."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[: limit + 1]
 
 
 def fetch_http(url: str, name: str, source: str, timeout: float, attempts: int = 4,
-               session: requests.Session | None = None) -> Fetched:
-    """GET `url` with timeouts, retries with backoff (honouring Retry-After) and an honest User-Agent."""
+               session: requests.Session | None = None, max_bytes: int | None = None) -> Fetched:
+    """GET `url` with timeouts, retries with backoff (honouring Retry-After) and an honest User-Agent.
+
+    A body over `max_bytes` (default: the source's MAX_FILE_MB) is refused, not retried: at once when the
+    Content-Length says so, else as soon as the streamed body passes the limit (FileTooLarge)."""
     http = session or requests.Session()
+    limit = max_bytes if max_bytes is not None else max_file_bytes(source)
 
     @retry(
         retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
@@ -77,38 +156,44 @@ def fetch_http(url: str, name: str, source: str, timeout: float, attempts: int =
         wait=_wait,
         reraise=True,
     )
-    def _get() -> requests.Response:
+    def _get() -> tuple[int, bytes]:
         try:
-            response = http.get(url, timeout=timeout, headers={"User-Agent": USER_AGENT})
+            with http.get(url, timeout=timeout, headers={"User-Agent": USER_AGENT}, stream=True) as response:
+                if response.status_code in RETRY_STATUS:
+                    log.warning("%s: %s: HTTP %s, retrying", source, url, response.status_code)
+                    raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+                if response.status_code != 200:
+                    return response.status_code, _read(response, ERROR_BODY)
+                announced = _content_length(response)
+                if announced is not None and announced > limit:
+                    raise FileTooLarge(source, url, announced, limit, "its Content-Length")
+                data = _read(response, limit)
         except RETRY_ERRORS as exc:
             log.warning("%s: %s: %s, retrying", source, url, exc.__class__.__name__)
             raise _Retryable(f"{exc.__class__.__name__}: {exc}") from exc
         except requests.RequestException as exc:  # not worth retrying: a redirect loop, a malformed URL, ...
             raise SourceError(source, url, f"{exc.__class__.__name__}: {exc}") from exc
-        if response.status_code in RETRY_STATUS:
-            log.warning("%s: %s: HTTP %s, retrying", source, url, response.status_code)
-            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
-        return response
+        if len(data) > limit:
+            raise FileTooLarge(source, url, None, limit, "no Content-Length; stopped reading past the limit")
+        return 200, data
 
     try:
-        response = _get()
+        status, data = _get()
     except _Retryable as exc:
         raise SourceError(source, url, f"gave up after {attempts} attempts: {exc}") from exc
-    if response.status_code == 404:
-        raise SourceMissing(source, url, "HTTP 404 not found" + _excerpt(response))
-    if response.status_code != 200:
-        raise SourceError(source, url, f"HTTP {response.status_code}" + _excerpt(response))
-    return Fetched(name=name, location=url, data=response.content, fetched_at=datetime.now(UTC))
+    if status == 404:
+        raise SourceMissing(source, url, "HTTP 404 not found" + _said(data))
+    if status != 200:
+        raise SourceError(source, url, f"HTTP {status}" + _said(data))
+    return Fetched(name=name, location=url, data=data, fetched_at=datetime.now(UTC))
 
 
-def _excerpt(response: requests.Response, limit: int = 160) -> str:
-    """': <the start of the body>' as one line of text (what an error answer says, e.g. Yahoo's "No data found,
-    symbol may be delisted"), or '' for an empty or HTML body."""
-    data = response.content[:4096]
+def _said(data: bytes, limit: int = ERROR_EXCERPT_CHARS) -> str:
+    """': <the start of the body>' as one short sanitised line of text (what an error answer says, e.g. Yahoo's
+    "No data found, symbol may be delisted"), or '' for an empty or HTML body."""
     if not data.strip() or looks_like_html(data):
         return ""
-    text = " ".join(data.decode("utf-8", errors="replace").split())
-    return ": " + (text[:limit] + "..." if len(text) > limit else text)
+    return ": " + excerpt(data, limit)
 
 
 def looks_like_html(data: bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,6 +26,8 @@ class RunContext:
     freshness_sessions: int = 3
     gap_tolerance_sessions: int = 2
     previous_rows: dict = field(default_factory=dict)  # suite name -> rows in the last published warehouse
+    published: Path | None = None  # the last published warehouse: the history a new build is compared with
+    exceptions: tuple = ()  # plausibility.Exemption entries of the reviewed exception list
 
     def sql_params(self) -> dict:
         """What suite queries may bind: $as_of and $fresh_after (dates)."""
@@ -48,6 +51,28 @@ class RunContext:
         order = pd.to_datetime(dates).sort_values(kind="stable").index
         previous = position.loc[order].groupby(groups.loc[order]).shift(1)
         return (position - previous - 1).reindex(dates.index)
+
+    @cached_property
+    def published_closes(self) -> pd.DataFrame:
+        """symbol, date_iso, close of marts.prices in the last published warehouse (empty when there is none)."""
+        empty = pd.DataFrame({"symbol": [], "date_iso": [], "close": []})
+        if self.published is None or not Path(self.published).exists():
+            return empty
+        import duckdb
+
+        from regime.warehouse import connect
+
+        try:
+            con = connect(Path(self.published), read_only=True)
+        except duckdb.Error:
+            return empty
+        try:
+            return con.execute("select symbol, strftime(date, '%Y-%m-%d') as date_iso, close from marts.prices "
+                               "where close > 0").df()
+        except duckdb.Error:  # a warehouse without marts.prices: nothing to compare with
+            return empty
+        finally:
+            con.close()
 
     @cached_property
     def calendar(self):

@@ -14,6 +14,7 @@ import duckdb
 from regime import state
 from regime.validation import cftc_tff, etf_nav, extremes, headlines, indicators, options_volume, prices, regime_daily
 from regime.validation.context import RunContext
+from regime.validation.plausibility import EXCEPTIONS_FILE, load_exceptions
 from regime.warehouse import bind, connect
 
 log = logging.getLogger(__name__)
@@ -190,10 +191,14 @@ def previous_rows(published: Path | None, as_of: date, suites=SUITES) -> dict[st
 
 def validate_build(staging: Path, as_of: date, docs_dir: Path, state_dir: Path,
                    freshness_sessions: int = 3, published: Path | None = None,
-                   gap_tolerance_sessions: int = 2, suites=SUITES) -> GateReport:
-    """Validate a staging warehouse; record the outcome; raise ValidationFailed if anything blocks."""
+                   gap_tolerance_sessions: int = 2, suites=SUITES, exceptions: Path = EXCEPTIONS_FILE) -> GateReport:
+    """Validate a staging warehouse; record the outcome; raise ValidationFailed if anything blocks.
+
+    `published` (the last published warehouse) gives the row-count floors and the history each price series must
+    match; `exceptions` is the reviewed exception list (plausibility.load_exceptions raises when it is unusable)."""
     run = RunContext(as_of=as_of, freshness_sessions=freshness_sessions, gap_tolerance_sessions=gap_tolerance_sessions,
-                     previous_rows=previous_rows(published, as_of, suites))
+                     previous_rows=previous_rows(published, as_of, suites), published=published,
+                     exceptions=load_exceptions(exceptions))
     con = connect(staging, read_only=True)
     try:
         report = run_suites(con, run, docs_dir, suites)

@@ -584,3 +584,24 @@ def test_latest_says_why_when_readings_lag_the_build_or_the_regime_is_unknown(wa
                         f"from {first} to 2024-07-15)")
     code, out, _ = run(capsys, "latest", "--date", "2024-07-15")  # a date asked for: no lag line
     assert code == 0 and "a source is behind" not in out
+
+    # the build's own freshness warnings (as the gate records them in meta.validation_runs) name the stale series
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("create or replace table meta.validation_runs (run_at varchar, as_of varchar, dataset varchar,"
+                    " expectation varchar, severity varchar, success bigint, unexpected_count double,"
+                    " sample_values varchar, docs_url varchar)")
+        con.executemany("insert into meta.validation_runs values (?, '2024-07-22', ?, ?, 'warning', ?, 0, ?, '')", [
+            ("2024-07-22T21:00", "prices", "expect_column_values_to_be_null(column=stale)", 0,
+             '["RUT last 2024-07-16", "RUT last 2024-07-16", "SPX last 2024-07-16"]'),
+            ("2024-07-22T21:00", "cftc_tff", "expect_column_values_to_be_null(column=stale)", 0,
+             '["239742 last released 2024-07-05"]'),
+            ("2024-07-22T21:00", "etf_nav", "expect_column_values_to_be_null(column=stale)", 1, "[]"),
+            ("2024-07-22T20:00", "etf_nav", "expect_column_values_to_be_null(column=stale)", 0,  # an earlier run
+             '["IWM last 2024-07-01"]')])
+    finally:
+        con.close()
+    code, out, _ = run(capsys, "latest")
+    assert code == 0 and out.splitlines()[2] == ("Stale in this build (a warning: it was run for a date it was "
+                                                 "given): 239742 last released 2024-07-05; RUT last 2024-07-16; "
+                                                 "SPX last 2024-07-16")

@@ -11,6 +11,7 @@ A question the warehouse cannot answer as asked raises AnswerError with a one-li
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, fields
 from datetime import date
@@ -221,6 +222,24 @@ def latest_date(con: duckdb.DuckDBPyConnection, indicator: str | None = None, su
         what = _what(indicator, subject)
         raise AnswerError(f"{what} has no readings yet" if what else "the warehouse holds no readings yet")
     return rows[0][0]
+
+
+def stale_series(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
+    """What the last validation run of the build as of `as_of` found stale ('SPX last 2024-07-17'; the gate's
+    freshness warnings, meta.validation_runs), in dataset order; [] when there is no such table or run."""
+    if not has_table(con, "meta", "validation_runs"):
+        return []
+    rows = con.execute(
+        "select dataset, sample_values from meta.validation_runs where as_of = $as_of and success = 0"
+        " and expectation like '%(column=stale)%'"
+        " and run_at = (select max(run_at) from meta.validation_runs where as_of = $as_of) order by dataset",
+        {"as_of": as_of.isoformat()}).fetchall()
+    found: list[str] = []
+    for _, samples in rows:
+        for value in json.loads(samples or "[]"):
+            if str(value) not in found:
+                found.append(str(value))
+    return found
 
 
 def regime_dates(con: duckdb.DuckDBPyConnection) -> tuple[date | None, date | None]:

@@ -141,6 +141,10 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
             out.line(f"Its readings end {day}, {behind} weekday{'s' if behind > 1 else ''} before its as-of date: "
                      "a source is behind (the build's freshness warnings are in meta.validation_runs)",
                      style="bold yellow")
+        stale = answers.stale_series(con, info["as_of"]) if isinstance(info["as_of"], date) else []
+        if args.date is None and stale:
+            out.line("Stale in this build (a warning: it was run for a date it was given): " + "; ".join(stale[:8])
+                     + (f"; and {len(stale) - 8} more" if len(stale) > 8 else ""), style="bold yellow")
 
     regime = answers.regime_row(con, day)
     if regime is None:

@@ -7,6 +7,7 @@ Each has a staging model `include/sql/staging/<name>.sql` reading it as `$<name>
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Dataset:
     schema: pa.Schema  # every column, the partition column included
     # the date that places a row in time: a row is visible to a build as of this date or later (point in time)
     time_column: str = "date"
+    # its upstream files carry each series' whole history (Cboe, CFTC, ETF issuers): a file is authoritative for the
+    # dates it covers, and a row it no longer holds is dropped (lake.upsert_partition); False: one file per day (OCC)
+    full_history: bool = True
 
     def partition_path(self, lake_dir: Path, value: str) -> Path:
         return lake.partition_path(lake_dir, self.name, self.partition, value)
@@ -52,8 +56,12 @@ class Dataset:
                 pq.write_table(self.schema.empty_table(), tmp)
         return path
 
-    def write(self, lake_dir: Path, frame: pd.DataFrame) -> dict[str, int]:
-        """Upsert `frame` into its partitions. Returns rows now held per partition value."""
+    def write(self, lake_dir: Path, frame: pd.DataFrame,
+              on_revisions: Callable[[str, pd.DataFrame], None] | None = None) -> dict[str, int]:
+        """Upsert `frame` into its partitions. Returns rows now held per partition value.
+
+        `on_revisions(partition value, lake.revisions(...))` is called, before a partition file changes, with the
+        numbers the write revises and the rows it drops (when there are any)."""
         missing = [f.name for f in self.schema if f.name not in frame.columns]
         if missing:
             raise ValueError(f"{self.name}: frame lacks columns {missing}")
@@ -62,9 +70,17 @@ class Dataset:
         for value, part in frame.groupby(self.partition, sort=True):
             table = pa.Table.from_pandas(part[columns], preserve_index=False,
                                          schema=pa.schema([self.schema.field(c) for c in columns]))
+
+            def before_write(old: pd.DataFrame, new: pd.DataFrame, value=str(value)) -> None:
+                changes = lake.revisions(old, new, list(self.key))
+                if not changes.empty:
+                    on_revisions(value, changes)
+
             written[str(value)] = lake.upsert_partition(self.partition_path(lake_dir, str(value)),
                                                         table.to_pandas(), on=list(self.key),
-                                                        time_column=self.time_column)
+                                                        time_column=self.time_column,
+                                                        authoritative=self.full_history,
+                                                        before_write=before_write if on_revisions else None)
         return written
 
 
@@ -74,7 +90,7 @@ INDEX_PRICES = Dataset("index_prices", "symbol", ("date",), pa.schema([
 ]))
 OPTIONS_VOLUME = Dataset("options_volume", "underlying", ("date",), pa.schema([
     ("date", pa.date32()), ("underlying", pa.string()), ("call_volume", pa.int64()), ("put_volume", pa.int64()),
-]))
+]), full_history=False)
 CFTC_TFF = Dataset("cftc_tff", "market_code", ("report_date",), pa.schema([
     ("report_date", pa.date32()), ("release_date", pa.date32()), ("market_code", pa.string()),
     ("market_name", pa.string()), ("open_interest", pa.int64()), *[(c, pa.int64()) for c in _POSITIONS],

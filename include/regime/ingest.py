@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
-from regime import datasets, lake
+from regime import datasets, lake, state
 from regime.config import Settings
 from regime.datasets import Dataset
 from regime.sources import cboe, cftc, etf, occ, yahoo
@@ -27,6 +27,10 @@ from regime.sources.errors import SourceError, SourceMissing
 from regime.sources.fetch import Fetched, fetch_http, fetch_mirror
 
 log = logging.getLogger(__name__)
+
+
+# the column naming each parsed row's upstream file (where it was fetched from): revisions name it; not stored
+FILE_COLUMN = "_file"
 
 
 class IngestError(RuntimeError):
@@ -96,7 +100,7 @@ def collect(settings: Settings, as_of: date, source: str, items: Iterable[Item],
                       fetched.fetched_at)
         result.files += 1
         try:
-            frames.append(item.parse(fetched.data, fetched.location))
+            frames.append(item.parse(fetched.data, fetched.location).assign(**{FILE_COLUMN: fetched.location}))
         except skip as exc:
             log.info("no data for %s: %s", item.label, exc.problem)
             result.skipped.append(item.label)
@@ -121,7 +125,20 @@ def store(settings: Settings, dataset: Dataset, frames: list[pd.DataFrame], resu
     if duplicated.any():
         sample = frame.loc[duplicated, [dataset.partition, *dataset.key]].head(3).to_dict("records")
         raise IngestError(f"{dataset.name}: the same key arrived in more than one file, e.g. {sample}")
-    result.rows = dataset.write(settings.lake_dir, frame)
+    files = frame.set_index([dataset.partition, dataset.key[0]])[FILE_COLUMN]
+
+    def record(value: str, changes: pd.DataFrame) -> None:
+        # a removed row names every file of its series: the files that no longer hold it
+        every = "; ".join(sorted(files.loc[value].unique()))
+        named = [files.get((value, day), every) if kind == "revised" else every
+                 for day, kind in zip(changes[dataset.key[0]], changes["kind"], strict=True)]
+        state.record_revisions(settings.state_dir, dataset.name, value, result.as_of.isoformat(), changes,
+                               pd.Series(named, index=changes.index))
+        log.warning("%s %s: %d number(s) revised, %d row(s) removed by the upstream file(s); recorded in "
+                    "meta.revisions", dataset.name, value, int((changes["kind"] == "revised").sum()),
+                    int((changes["kind"] == "removed").sum()))
+
+    result.rows = dataset.write(settings.lake_dir, frame, on_revisions=record)
     for value, rows in result.rows.items():
         log.info("%s %s: %d rows in the lake", dataset.name, value, rows)
     return result

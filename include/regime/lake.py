@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -185,17 +185,32 @@ def write_partition(path: Path, frame: pd.DataFrame, journal: list[dict]) -> Non
         pq.write_table(table.replace_schema_metadata(metadata), tmp, row_group_size=ROW_GROUP_ROWS)
 
 
-def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str], time_column: str | None = None) -> int:
-    """Merge `frame` into the Parquet file at `path`: new rows win on `on`, old rows are never dropped.
+def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str], time_column: str | None = None,
+                     authoritative: bool = False,
+                     before_write: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None) -> int:
+    """Merge `frame` into the Parquet file at `path`: new rows win on `on`.
 
-    The lake is the archive: history an upstream stops serving stays here. A write that adds or changes no row
-    leaves the file untouched (a rerun is byte-identical); any other appends an entry to the file's journal whose
-    `first_changed` is the earliest `time_column` (default: the first key column) among the rows added or
-    changed, old and new versions. Returns the row count held.
+    The lake is the archive: history an upstream stops serving stays here, so old rows are kept, except with
+    `authoritative` (a file that carries a series' whole history, docs/reliability.md "Revisions and repair"): then
+    an old row whose first key (a date) lies within the dates `frame` covers but which `frame` lacks is dropped. A
+    shorter (truncated) file cannot drop anything outside its own date range.
+
+    A write that adds, changes or drops no row leaves the file untouched (a rerun is byte-identical); any other
+    calls `before_write(old rows, rows to be written)` first (revisions are recorded before the rows change) and
+    appends an entry to the file's journal whose `first_changed` is the earliest `time_column` (default: the first
+    key column) among the rows added, changed or dropped, old and new versions. Returns the row count held.
     """
     time_column = time_column or on[0]
-    old = pd.read_parquet(path) if path.exists() else None
-    journal = read_journal(path) if old is not None else []
+    existing = pd.read_parquet(path) if path.exists() else None
+    journal = read_journal(path) if existing is not None else []
+    old, dropped = existing, None
+    if existing is not None and authoritative and len(frame):
+        dates = existing[on[0]]
+        inside = (dates >= frame[on[0]].min()) & (dates <= frame[on[0]].max())
+        lacking = inside.to_numpy() & ~_key_index(existing, on).isin(_key_index(frame, on))
+        if lacking.any():
+            dropped = existing[lacking]
+            old = existing[~lacking].reset_index(drop=True)
     merged = frame if old is None else pd.concat([old, frame], ignore_index=True)
     hashes = pd.util.hash_pandas_object(merged, index=False).to_numpy()
     keep = ~merged.duplicated(subset=on, keep="last").to_numpy()
@@ -211,24 +226,82 @@ def upsert_partition(path: Path, frame: pd.DataFrame, on: list[str], time_column
             changed = from_new & ~same
         else:  # a file with repeated keys (written by another tool): count every new row as changed
             changed = from_new
-        if not changed.any():
+        if not changed.any() and dropped is None:
             return len(old)  # nothing new: the file, its journal and its bytes stay as they are
     times = list(kept.loc[changed, time_column].dropna())
     if old is not None and time_column not in on:  # a changed row was visible from its old time too
         old_times = old.set_index(on)[time_column]
         times += list(old_times.reindex(_key_index(kept[changed], on)).dropna())
-    first = min((_as_date(t) for t in times), default=None)
+    if dropped is not None:
+        times += list(dropped[time_column].dropna())
+    first = min((as_date(t) for t in times), default=None)
     digest = hashlib.sha256(hashes[keep].tobytes()).hexdigest()
-    write_partition(path, kept.sort_values(on).reset_index(drop=True),
-                    [*(journal or []), journal_entry(journal, digest, first)])
+    rows = kept.sort_values(on).reset_index(drop=True)
+    if before_write is not None:
+        before_write(existing if existing is not None else frame.iloc[:0], rows)
+    write_partition(path, rows, [*(journal or []), journal_entry(journal, digest, first)])
     return len(kept)
+
+
+# Relative difference below which a number that arrives again is the same number (float formatting, rounding)
+REVISION_TOLERANCE = 1e-6
+
+
+def revisions(old: pd.DataFrame, new: pd.DataFrame, on: list[str],
+              tolerance: float = REVISION_TOLERANCE) -> pd.DataFrame:
+    """What a write changes in rows that were already there: one row per revised number (`kind` revised: the key
+    columns, `field`, `old`, `new`) and one per dropped row (`kind` removed, `field` '*', no numbers). A number
+    revised when both versions are set and differ by more than `tolerance` relative to the larger; rows only added
+    are not revisions."""
+    columns = [*on, "field", "kind", "old", "new"]
+    if old.empty:
+        return pd.DataFrame(columns=columns)
+    old_keyed, new_keyed = old.set_index(on), new.set_index(on)
+    both = old_keyed.index.intersection(new_keyed.index)
+    found = []
+    for column in old_keyed.columns:
+        if column not in new_keyed.columns or not pd.api.types.is_numeric_dtype(old_keyed[column]):
+            continue
+        before = old_keyed.loc[both, column].astype(float)
+        after = new_keyed.loc[both, column].astype(float)
+        scale = np.maximum(before.abs(), after.abs())
+        revised = before.notna() & after.notna() & ((after - before).abs() > tolerance * scale)
+        if revised.any():
+            found.append(pd.DataFrame({"field": column, "kind": "revised", "old": before[revised],
+                                       "new": after[revised]}).reset_index())
+    gone = old_keyed.index.difference(new_keyed.index)
+    if len(gone):
+        found.append(pd.DataFrame({"field": "*", "kind": "removed", "old": np.nan, "new": np.nan},
+                                  index=gone).reset_index())
+    if not found:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(found, ignore_index=True)[columns].sort_values([*on, "field"]).reset_index(drop=True)
+
+
+def remove_rows(path: Path, on: list[str], dates: list[date], time_column: str | None = None) -> pd.DataFrame:
+    """Rewrite a partition file atomically without the rows whose first key is one of `dates`, journaled like
+    a write (`first_changed`: the earliest removed `time_column`); return the rows removed. Raises KeyError naming
+    the dates the file does not hold (and changes nothing)."""
+    time_column = time_column or on[0]
+    existing = pd.read_parquet(path)
+    journal = read_journal(path) or []
+    held = {as_date(d) for d in existing[on[0]]}
+    absent = sorted(d for d in set(dates) if d not in held)
+    if absent:
+        raise KeyError(f"{path} holds no row for {', '.join(d.isoformat() for d in absent)}")
+    hit = existing[on[0]].map(as_date).isin(set(dates)).to_numpy()
+    removed, rows = existing[hit], existing[~hit].reset_index(drop=True)
+    first = min((as_date(t) for t in removed[time_column].dropna()), default=None)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
+    write_partition(path, rows, [*journal, journal_entry(journal, digest, first)])
+    return removed.reset_index(drop=True)
 
 
 def _key_index(frame: pd.DataFrame, on: list[str]) -> pd.Index:
     return pd.MultiIndex.from_frame(frame[on]) if len(on) > 1 else pd.Index(frame[on[0]])
 
 
-def _as_date(value) -> date:
+def as_date(value) -> date:
     if isinstance(value, datetime):
         return value.date()
     return value if isinstance(value, date) else pd.Timestamp(value).date()

@@ -1,8 +1,8 @@
-"""The pipeline's own records that outlive any one warehouse build: alerts and validation runs.
+"""The pipeline's own records that outlive any one warehouse build: alerts, validation runs and lake revisions.
 
 They live in a small SQLite file (`state/state.sqlite`, transactional, one writer at a time) because the
-published warehouse is never written in place; every build copies them into `meta.alerts` and
-`meta.validation_runs` so analysts see them beside the data.
+published warehouse is never written in place; every build copies them into `meta.alerts`,
+`meta.validation_runs` and `meta.revisions` so analysts see them beside the data.
 """
 
 from __future__ import annotations
@@ -41,8 +41,21 @@ create table if not exists validation_runs (
     sample_values text,
     docs_url    text
 );
+create table if not exists revisions (
+    seq         integer primary key, -- order of recording
+    recorded_at text not null,
+    as_of       text not null,      -- as-of date of the ingest (or 'regime-lake remove' run) that made the change
+    dataset     text not null,
+    series      text not null,      -- partition value: symbol, market code, ticker, underlying
+    date        text not null,      -- the row's first key (report_date for cftc_tff)
+    field       text not null,      -- the revised column, '*' for a removed row
+    kind        text not null check (kind in ('revised', 'removed')),
+    old         real,
+    new         real,
+    file        text not null       -- the upstream file that brought the change, or 'regime-lake remove'
+);
 """
-TABLES = ("alerts", "validation_runs")
+TABLES = ("alerts", "validation_runs", "revisions")
 
 
 def path(state_dir: Path) -> Path:
@@ -71,3 +84,21 @@ def frames(state_dir: Path) -> dict[str, pd.DataFrame]:
     """Every state table as a DataFrame (empty, with its columns, when nothing is recorded yet)."""
     with connect(state_dir) as con:
         return {name: pd.read_sql_query(f"select * from {name}", con) for name in TABLES}
+
+
+def record_revisions(state_dir: Path, dataset: str, series: str, as_of: str, changes: pd.DataFrame,
+                     files: pd.Series | str) -> None:
+    """Record what a lake write revises or removes (rows of lake.revisions, first key column `date`-like); `files`
+    names the file of each change (aligned with `changes`) or of all of them."""
+    from datetime import UTC, datetime
+
+    recorded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    key = changes.columns[0]
+    names = files if isinstance(files, pd.Series) else pd.Series(files, index=changes.index)
+    rows = [(recorded_at, as_of, dataset, series, pd.Timestamp(day).date().isoformat(), field, kind,
+             None if pd.isna(old) else float(old), None if pd.isna(new) else float(new), str(name))
+            for day, field, kind, old, new, name in zip(changes[key], changes["field"], changes["kind"],
+                                                          changes["old"], changes["new"], names, strict=True)]
+    with connect(state_dir) as con:
+        con.executemany("insert into revisions (recorded_at, as_of, dataset, series, date, field, kind, old, new,"
+                        " file) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -10,16 +10,27 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from regime import state
-from regime.validation import cftc_tff, etf_nav, extremes, headlines, indicators, options_volume, prices, regime_daily
+from regime.validation import (
+    cftc_tff,
+    etf_nav,
+    extremes,
+    headlines,
+    indicators,
+    options_volume,
+    prices,
+    regime_daily,
+    revisions,
+)
 from regime.validation.context import RunContext
 from regime.validation.plausibility import EXCEPTIONS_FILE, load_exceptions
 from regime.warehouse import bind, connect
 
 log = logging.getLogger(__name__)
 
-SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily, headlines)
+SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily, headlines, revisions)
 
 
 @dataclass
@@ -189,15 +200,38 @@ def previous_rows(published: Path | None, as_of: date, suites=SUITES) -> dict[st
         con.close()
 
 
+def removed_since_published(published: Path | None, state_dir: Path) -> int:
+    """Lake rows removed (meta.revisions kind `removed`: a corrected full-history file, `regime-lake remove`) after
+    the published warehouse was built: then it may legitimately hold more rows than the next build."""
+    if published is None or not published.exists():
+        return 0
+    con = connect(published, read_only=True)
+    try:
+        built = con.execute("select max(built_at) from meta.build_info").fetchall()[0][0]
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()
+    removed = state.frames(state_dir)["revisions"].query("kind == 'removed'")
+    if built is None or removed.empty:
+        return 0
+    return int((pd.to_datetime(removed["recorded_at"], utc=True) >= pd.Timestamp(built)).sum())
+
+
 def validate_build(staging: Path, as_of: date, docs_dir: Path, state_dir: Path,
                    freshness_sessions: int = 3, published: Path | None = None,
                    gap_tolerance_sessions: int = 2, suites=SUITES, exceptions: Path = EXCEPTIONS_FILE) -> GateReport:
     """Validate a staging warehouse; record the outcome; raise ValidationFailed if anything blocks.
 
-    `published` (the last published warehouse) gives the row-count floors and the history each price series must
-    match; `exceptions` is the reviewed exception list (plausibility.load_exceptions raises when it is unusable)."""
+    `published` (the last published warehouse) gives the row-count floors (none when lake rows were removed since
+    it was built: removed_since_published) and the history each price series must match; `exceptions` is the
+    reviewed exception list (plausibility.load_exceptions raises when it is unusable)."""
+    floors = previous_rows(published, as_of, suites)
+    if floors and (removed := removed_since_published(published, state_dir)):
+        log.warning("%d lake row(s) removed since the published build (meta.revisions): no row-count floors", removed)
+        floors = {}
     run = RunContext(as_of=as_of, freshness_sessions=freshness_sessions, gap_tolerance_sessions=gap_tolerance_sessions,
-                     previous_rows=previous_rows(published, as_of, suites), published=published,
+                     previous_rows=floors, published=published,
                      exceptions=load_exceptions(exceptions))
     con = connect(staging, read_only=True)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import os
 import re
 import signal
@@ -21,6 +20,7 @@ import duckdb
 import pytest
 
 from .stack import wait_until
+from .test_scheduler import _record
 
 pytestmark = pytest.mark.e2e
 
@@ -51,28 +51,9 @@ def _staging_files(stack) -> list[str]:
     return sorted(p.name for p in build.glob("warehouse-*")) if build.is_dir() else []
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
-
-
 def _epoch(iso: str) -> float:
     """A timestamp Airflow recorded, in epoch seconds."""
     return datetime.fromisoformat(iso).timestamp()
-
-
-def _record(stack, name: str, run: dict, tis: list[dict], trigger_s: float, **extra) -> None:
-    """A run's times into the stack's metrics (the fields test_scheduler.py records, and `extra`)."""
-    stack.metrics["runs"][name] = {
-        "run_id": run["dag_run_id"], "state": run["state"],
-        "trigger_call_s": round(trigger_s, 1), "trigger_to_end_s": round(trigger_s + run["wall_s"], 1),
-        "queued_to_end_s": _seconds(run.get("queued_at"), run.get("end_date")),
-        "start_to_end_s": _seconds(run.get("start_date"), run.get("end_date")),
-        "tasks_s": {ti["task_id"]: round(ti["duration"], 1) if ti.get("duration") else None for ti in tis},
-        **extra,
-    }
-    print(f"\n{name}: {json.dumps(stack.metrics['runs'][name], indent=2)}\n(metrics: {stack.write_metrics()})")
 
 
 def _run(stack, as_of: str) -> tuple[str, dict, float]:

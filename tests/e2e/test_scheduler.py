@@ -42,15 +42,16 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
 
 
-def _record(stack, name: str, run: dict, tis: list[dict], trigger_s: float) -> None:
+def _record(stack, name: str, run: dict, tis: list[dict], trigger_s: float, **extra) -> None:
     """Times of one run into the stack's metrics: the trigger call, trigger to end as seen by the test, queued to
-    end and start to end as Airflow recorded them, and each task's duration."""
+    end and start to end as Airflow recorded them, each task's duration, and `extra`."""
     stack.metrics["runs"][name] = {
         "run_id": run["dag_run_id"], "state": run["state"],
         "trigger_call_s": round(trigger_s, 1), "trigger_to_end_s": round(trigger_s + run["wall_s"], 1),
         "queued_to_end_s": _seconds(run.get("queued_at"), run.get("end_date")),
         "start_to_end_s": _seconds(run.get("start_date"), run.get("end_date")),
         "tasks_s": {ti["task_id"]: round(ti["duration"], 1) if ti.get("duration") else None for ti in tis},
+        **extra,
     }
     print(f"\n{name}: {json.dumps(stack.metrics['runs'][name], indent=2)}\n(metrics: {stack.write_metrics()})")
 

@@ -149,6 +149,35 @@ def test_a_failed_task_mails_the_operators(run_dag, mirror, smtp):
     assert "try_number=1" in body and "/dags/regime_daily/runs/" in body  # the link to the task log
 
 
+def test_a_failure_mail_to_a_server_that_never_answers_times_out_and_says_so(monkeypatch, regime_env):
+    """The operators' mail goes through the alert mails' client: REGIME_SMTP_CONNECT_TIMEOUT bounds the wait (the
+    provider's hook waited 6 x 30 s) and the error says what happened. (test_a_failed_task_mails_the_operators
+    sends it from a failed DAG run.)"""
+    from test_reliability_faults import SilentSMTP
+
+    from regime.alerts.mail import SmtpTimeout
+    from regime.mailcatcher import MailCatcher
+    from regime.notify import FailureNotifier
+
+    monkeypatch.setenv("REGIME_SMTP_CONNECT_TIMEOUT", "1")
+    notifier = FailureNotifier()
+    notifier.to, notifier.subject = "ops@example.test; lead@example.test", "[regime] regime_daily.x failed"
+    notifier.html_content = "<p>Task <b>x</b> failed.</p>"
+    with SilentSMTP("greeting") as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.uri)
+        with pytest.raises(SmtpTimeout, match=rf"SMTP server 127\.0\.0\.1:{server.port} timed out waiting for its "
+                                              r"greeting: no answer within 1 s \(REGIME_SMTP_CONNECT_TIMEOUT\)"):
+            notifier._send()
+        assert len(server.connections) == 1  # one try, not the provider's six
+    with MailCatcher() as up:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", up.connection_uri_json())
+        notifier._send()
+        [mail] = up.messages
+    assert mail["To"] == "ops@example.test, lead@example.test"
+    assert mail["Subject"] == "[regime] regime_daily.x failed"
+    assert mail.get_body(("html",)).get_content().strip() == "<p>Task <b>x</b> failed.</p>"
+
+
 @pytest.mark.airflow
 def test_transform_dag_publishes_and_alerts_from_the_lake(run_dag, settings, smtp):
     for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):

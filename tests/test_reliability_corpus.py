@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+import re
 from datetime import date
 from pathlib import Path
 
@@ -92,6 +93,17 @@ def test_the_corpus_is_big_enough_and_small():
 def test_every_case_is_documented():
     documented = (CORPUS.parents[1] / "docs" / "reliability.md").read_text()
     assert [c["file"] for c in CASES if f"| `{c['file']}` | " not in documented] == []
+
+
+def test_every_wrong_number_case_names_a_test_that_exists():
+    """docs/reliability.md's table of the observed wrong-number cases names the tests that prove each outcome."""
+    documented = (CORPUS.parents[1] / "docs" / "reliability.md").read_text()
+    table = documented.split("## Wrong numbers: the observed cases", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`((?:e2e/)?test_\w+\.py)::(test_\w+)`", table)
+    assert len({case for case in table.splitlines() if case.startswith("| ") and "::" in case}) >= 12
+    missing = [f"{file}::{name}" for file, name in named
+               if f"def {name}(" not in (CORPUS.parent / file).read_text()]
+    assert named and missing == []
 
 
 def test_the_generator_is_deterministic(tmp_path):

@@ -3,11 +3,13 @@ old, new, file) and shown by the gate; a past price revised by more than 5 % blo
 it, and the published warehouse stays as it was meanwhile. A file is authoritative for the dates it covers: a row
 it no longer holds leaves the lake."""
 
+import duckdb
 import pandas as pd
 import pytest
 
 from conftest import SAMPLE_LAST, file_digest
-from regime import pipeline, state, warehouse
+from regime import lake, pipeline, state, warehouse
+from regime.validation import revisions
 from regime.validation.gate import ValidationFailed, validate_build
 
 HEADER = "dataset,series,date,check,reason\n"
@@ -128,3 +130,95 @@ def test_a_truncated_file_drops_nothing_outside_its_dates(published, mirror):
     pipeline.ingest("index_prices", SAMPLE_LAST, published)
     assert file_digest(lake_rows) == held
     assert state.frames(published.state_dir)["revisions"].empty
+
+
+MARCH_2023 = ["03/01/2023", "03/02/2023", "03/03/2023", "03/06/2023", "03/07/2023", "03/08/2023", "03/09/2023"]
+
+
+def test_a_file_dropping_a_week_of_history_blocks_until_accepted(published, mirror, tmp_path):
+    path = mirror / "cboe" / "RUT_History.csv"
+    full = path.read_text()
+    path.write_text("".join(line for line in full.splitlines(keepends=True) if line[:10] not in MARCH_2023))
+    before = file_digest(published.warehouse_path)
+    pipeline.ingest("index_prices", SAMPLE_LAST, published)  # authoritative within its dates: 7 rows leave the lake
+    with pytest.raises(ValidationFailed) as err:
+        pipeline.build_validate_publish(SAMPLE_LAST, published)
+    [line] = [x for x in str(err.value).splitlines() if "BLOCKING" in x and "column=removals" in x]
+    assert (f"index_prices RUT: 7 rows removed by {path} as of 2024-07-17 (2023-03-01 … 2023-03-09; more than 5): "
+            "accept with the exception entry index_prices,RUT,2024-07-17,removal,<reason>") in line
+    assert file_digest(published.warehouse_path) == before
+
+    listed = tmp_path / "exceptions.csv"
+    listed.write_text(HEADER + "index_prices,RUT,2024-07-17,removal,test case: Cboe withdrew a week of history\n")
+    staging = pipeline.build(SAMPLE_LAST, published)
+    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", published.state_dir,
+                            published=published.warehouse_path, exceptions=listed)
+    assert report.passed
+
+    path.write_text(full)  # upstream puts the week back: the removals no longer count, nothing to accept
+    pipeline.ingest("index_prices", SAMPLE_LAST, published)
+    summary = pipeline.build_validate_publish(SAMPLE_LAST, published)
+    assert len(state.frames(published.state_dir)["revisions"].query("kind == 'removed'")) == 7
+    assert [w for w in summary["warnings"] if w.startswith("revisions:")]
+
+
+def test_five_rows_removed_only_warn(published, mirror):
+    path = mirror / "cboe" / "RUT_History.csv"
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if line[:10] not in MARCH_2023[:5]))
+    pipeline.ingest("index_prices", SAMPLE_LAST, published)
+    summary = pipeline.build_validate_publish(SAMPLE_LAST, published)
+    [warning] = [w for w in summary["warnings"] if w.startswith("revisions:")]
+    assert f"index_prices RUT 2023-03-01: row removed (not in {path})" in warning
+
+
+def _with_revision(published, tmp_path, dataset, series, field, old, new):
+    """A copy of the published warehouse whose meta.revisions holds one more record (as the lake would write it)."""
+    staging = tmp_path / "candidate.duckdb"
+    staging.write_bytes(published.warehouse_path.read_bytes())
+    con = duckdb.connect(str(staging))
+    con.execute("insert into meta.revisions (seq, recorded_at, as_of, dataset, series, date, field, kind, old, new, "
+                "file) values (1, '2024-07-17T22:00:00+00:00', '2024-07-17', ?, ?, '2024-07-10', ?, 'revised', ?, ?, "
+                "'upstream.file')", [dataset, series, field, old, new])
+    con.close()
+    return staging
+
+
+@pytest.mark.parametrize(("dataset", "series", "field", "old", "new", "blocks", "said"), [
+    # shares outstanding -60 %: more than half, and more than 1,000 shares
+    ("etf_nav", "IWM", "shares_outstanding", 298_000_000, 119_200_000, True,
+     "etf_nav IWM 2024-07-10 shares_outstanding 298,000,000.00 -> 119,200,000.00 (-60.0%) by upstream.file"),
+    # shares outstanding +40 %: within half
+    ("etf_nav", "IWM", "shares_outstanding", 298_000_000, 417_200_000, False, "(+40.0%)"),
+    # a CFTC category of 800 contracts tripled: more than half, but 1,600 contracts: blocks
+    ("cftc_tff", "239742", "asset_mgr_short", 800, 2_400, True, "asset_mgr_short 800.00 -> 2,400.00 (+200.0%)"),
+    # 300 contracts tripled: a change of 600 contracts never blocks
+    ("cftc_tff", "239742", "asset_mgr_short", 300, 900, False, "(+200.0%)"),
+    # a NAV (a price) revised by 6 %
+    ("etf_nav", "SPY", "nav", 500.0, 530.0, True, "etf_nav SPY 2024-07-10 nav 500.00 -> 530.00 (+6.0%)"),
+    # a number that became empty has no size: recorded and warned, never blocking
+    ("index_prices", "RUT", "open", 2000.0, None, False, "index_prices RUT 2024-07-10 open 2,000.00 -> empty by"),
+    ("index_prices", "RUT", "open", None, 2000.0, False, "open empty -> 2,000.00 by upstream.file"),
+])
+def test_revision_bounds_per_column(published, tmp_path, dataset, series, field, old, new, blocks, said):
+    staging = _with_revision(published, tmp_path, dataset, series, field, old, new)
+    args = (staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state")
+    if blocks:
+        with pytest.raises(ValidationFailed) as err:
+            validate_build(*args, published=published.warehouse_path, suites=(revisions,))
+        [line] = [x for x in str(err.value).splitlines() if "BLOCKING" in x]
+        assert "column=unaccepted" in line and said in line
+    else:
+        report = validate_build(*args, published=published.warehouse_path, suites=(revisions,))
+        assert said in report.summary()
+
+
+def test_a_number_emptied_upstream_is_recorded():
+    old = pd.DataFrame({"date": pd.to_datetime(["2024-07-10", "2024-07-11"]), "open": [2000.0, None],
+                        "close": [2001.0, 2002.0]})
+    new = pd.DataFrame({"date": pd.to_datetime(["2024-07-10", "2024-07-11"]), "open": [None, 1999.0],
+                        "close": [2001.0, 2002.0]})
+    changes = lake.revisions(old, new, ["date"])
+    assert changes[["field", "kind"]].values.tolist() == [["open", "revised"], ["open", "revised"]]
+    assert changes["old"].tolist()[0] == 2000.0 and pd.isna(changes["new"].tolist()[0])
+    assert pd.isna(changes["old"].tolist()[1]) and changes["new"].tolist()[1] == 1999.0

@@ -250,9 +250,9 @@ REVISION_TOLERANCE = 1e-6
 def revisions(old: pd.DataFrame, new: pd.DataFrame, on: list[str],
               tolerance: float = REVISION_TOLERANCE) -> pd.DataFrame:
     """What a write changes in rows that were already there: one row per revised number (`kind` revised: the key
-    columns, `field`, `old`, `new`) and one per dropped row (`kind` removed, `field` '*', no numbers). A number
-    revised when both versions are set and differ by more than `tolerance` relative to the larger; rows only added
-    are not revisions."""
+    columns, `field`, `old`, `new`) and one per dropped row (`kind` removed, `field` '*', no numbers). A number is
+    revised when both versions are set and differ by more than `tolerance` relative to the larger, or when one of
+    them is empty (NULL) and the other is not; rows only added are not revisions."""
     columns = [*on, "field", "kind", "old", "new"]
     if old.empty:
         return pd.DataFrame(columns=columns)
@@ -265,7 +265,8 @@ def revisions(old: pd.DataFrame, new: pd.DataFrame, on: list[str],
         before = old_keyed.loc[both, column].astype(float)
         after = new_keyed.loc[both, column].astype(float)
         scale = np.maximum(before.abs(), after.abs())
-        revised = before.notna() & after.notna() & ((after - before).abs() > tolerance * scale)
+        emptied_or_filled = before.isna() != after.isna()
+        revised = (before.notna() & after.notna() & ((after - before).abs() > tolerance * scale)) | emptied_or_filled
         if revised.any():
             found.append(pd.DataFrame({"field": column, "kind": "revised", "old": before[revised],
                                        "new": after[revised]}).reset_index())

@@ -20,7 +20,8 @@ Where the callback runs (Airflow 3.3):
 So that no try is mailed twice (a run that fails after a mailed task failure, a callback Airflow requests twice),
 each mail is claimed first: a file `state/failure-mails/<task instance id>.<try>` in the data dir, which every
 Airflow process shares, created only if absent (O_EXCL). A mail that could not be sent gives its claim back, so the
-next callback for the same try sends it. Imported at DAG parse time: light (the SMTP provider only)."""
+next callback for the same try sends it. The mail goes through regime.alerts.mail's client, with its connect and send
+timeouts. Imported at DAG parse time: light (the SMTP provider only)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,37 @@ class FailureNotifier(SmtpNotifier):
         ti = context["ti"]
         with _claimed(settings.state_dir / CLAIMS, ti) as first:
             if first:
-                super().notify(context)
+                self._send()
             else:
                 log.info("the failure of %s.%s (run %s, try %s) was mailed already", ti.dag_id, ti.task_id,
                          ti.run_id, ti.try_number)
+
+
+    def _send(self) -> None:
+        """Send the rendered mail with the alert mails' SMTP client, so REGIME_SMTP_CONNECT_TIMEOUT and
+        REGIME_SMTP_SEND_TIMEOUT bound it (the provider's hook waits its connection's timeout on each of six tries:
+        three minutes of a callback against a server that never answers) and a timeout says so."""
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
+        from regime.alerts import mail
+
+        msg = EmailMessage()
+        msg["Subject"] = " ".join(str(self.subject).split())
+        msg["From"] = self.from_email or mail.sender(self.smtp_conn_id)
+        msg["To"] = ", ".join(_addresses(self.to))
+        if self.cc:
+            msg["Cc"] = ", ".join(_addresses(self.cc))
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = make_msgid(domain="regime.localhost")
+        msg.set_content(self.html_content, subtype="html")
+        mail.send(msg, self.smtp_conn_id)
+
+
+def _addresses(value) -> list[str]:
+    """Recipients as the SMTP provider reads them: a list, or one string separated by commas or semicolons."""
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    return [a.strip() for a in items if a.strip()]
 
 
 class RunFailureNotifier(FailureNotifier):

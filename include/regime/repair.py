@@ -23,7 +23,7 @@ from regime import datasets, lake, state
 from regime.config import Settings, get_settings
 
 DATASETS = {d.name: d for d in datasets.ALL}
-REMOVED_BY = "regime-lake remove"
+REMOVED_BY = state.REMOVED_BY
 
 
 class RepairError(RuntimeError):

@@ -56,6 +56,7 @@ create table if not exists revisions (
 );
 """
 TABLES = ("alerts", "validation_runs", "revisions")
+REMOVED_BY = "regime-lake remove"  # the `file` of a removal made by hand
 
 
 def path(state_dir: Path) -> Path:
@@ -83,7 +84,15 @@ def connect(state_dir: Path) -> Iterator[sqlite3.Connection]:
 def frames(state_dir: Path) -> dict[str, pd.DataFrame]:
     """Every state table as a DataFrame (empty, with its columns, when nothing is recorded yet)."""
     with connect(state_dir) as con:
-        return {name: pd.read_sql_query(f"select * from {name}", con) for name in TABLES}
+        frames = {name: pd.read_sql_query(f"select * from {name}", con) for name in TABLES}
+        for name, frame in frames.items():
+            if frame.empty:  # typed as declared, so meta.* of a build has real column types, not NULL
+                declared = {row[1]: row[2].lower() for row in con.execute(f"pragma table_info({name})")}
+                frames[name] = frame.astype({c: _DTYPES.get(declared.get(c, ""), "string") for c in frame.columns})
+        return frames
+
+
+_DTYPES = {"integer": "int64", "real": "float64", "text": "string"}
 
 
 def record_revisions(state_dir: Path, dataset: str, series: str, as_of: str, changes: pd.DataFrame,

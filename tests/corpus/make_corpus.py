@@ -56,7 +56,7 @@ class Corpus:
         path.write_bytes(data)
         same_as = ""
         if outcome == "repaired" and any(word in expect for word in ("BOM", "sorted", "by name", "duplicate",
-                                                                      "repeated", "line ends")):
+                                                                      "repeated", "line ends", "dropped")):
             same_as = next(r["file"] for r in self.rows if r["source"] == source and r["outcome"] == "valid")
         self.rows.append({"file": f"{source}/{name}", "source": source, "mirror_path": mirror_path,
                           "subject": subject, "day": day, "outcome": outcome, "expect": expect,
@@ -150,6 +150,12 @@ def cboe(c: Corpus) -> None:
         "commas and nothing else")
     iso = [f"{d[6:10]}-{d[0:2]}-{d[3:5]}" + r[10:] for r in body for d in [r[:10]]]
     add("iso_dates.csv", joined([header, *iso]), "error", "is not MM/DD/YYYY", "dates as YYYY-MM-DD")
+    # observed cases of wrong numbers that were published (docs/reliability.md, "Wrong numbers")
+    spx = lines((SAMPLE / "cboe" / "SPX_History.csv").read_bytes())[-30:]
+    add("other_series_header.csv", joined(["DATE,SPX", *(f"{r.split(',')[0]},{r.split(',')[4]}" for r in spx)]),
+        "error", "header names SPX, not RUT: another series' file", "RUT_History.csv holding SPX's closes (DATE,SPX)")
+    add("trailing_separators.csv", joined([header, *body, ",,,,"]), "repaired", "a separator-only line dropped",
+        "a trailing ,,,, line (the demo once failed on it before Airflow)")
 
 
 # ------------------------------------------------------------------------------------------------ OCC

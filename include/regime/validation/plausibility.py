@@ -20,10 +20,12 @@ FIELDS = ["dataset", "series", "date", "check", "reason"]
 # dataset -> the checks an exception entry may name
 CHECKS = {
     "prices": ("day_move", "close_range", "identity"),
-    "options_volume": ("volume_spike",),
-    "etf_nav": ("nav_move", "shares_move", "revision"),
-    # a past price revised beyond the bound of validation/revisions.py (dataset: the lake dataset of meta.revisions)
-    "index_prices": ("revision",),
+    "options_volume": ("volume_spike", "revision"),
+    # a past number revised, or more rows removed, beyond the bounds of validation/revisions.py (dataset: the lake
+    # dataset of meta.revisions; for `removal` the date is the as-of date of the ingest that removed the rows)
+    "etf_nav": ("nav_move", "shares_move", "revision", "removal"),
+    "index_prices": ("revision", "removal"),
+    "cftc_tff": ("revision", "removal"),
 }
 
 

@@ -1,5 +1,6 @@
 # make demo  : set everything up and run the whole pipeline through Airflow on the bundled sample
-# make test  : set everything up and run the test suite
+# make test  : set everything up and run the test suite (both cores)
+# make test-fast : the fast tier of the suite, under 2 minutes (README, "Tests")
 # make ui    : Airflow's web UI on the demo's runs, http://127.0.0.1:8080, the admin password printed
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -15,7 +16,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test setup airflow-init lint clean sample chromium postgres redis bench ui
+.PHONY: demo test test-fast setup airflow-init lint clean sample chromium postgres redis bench ui
 
 setup: $(STAMP)
 
@@ -38,8 +39,18 @@ demo: airflow-init
 ui: airflow-init
 	$(BIN)/python -m regime.ui
 
+# the suite on both cores (pytest-xdist; tests/conftest.py says which tests share a worker): PYTEST_WORKERS=1 for one
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST = $(if $(filter 0 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+
 test: airflow-init chromium postgres redis
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_XDIST)
+
+# the fast tier (README, "Tests"): everything not marked slow (no e2e stack, no DAG run through Airflow, no reference
+# data); the Airflow home is initialised once, not on every run
+test-fast: setup chromium
+	@test -f $(AIRFLOW_HOME)/airflow.cfg || $(MAKE) --no-print-directory airflow-init
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow"
 
 # headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)
 chromium:

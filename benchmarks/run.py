@@ -4,14 +4,17 @@ Sections (each step runs in its own subprocess, so that its peak RSS is its own)
 
   reference  the real 40-year reference mirror (../shared/reference-data/mirror; skipped where absent): ingest, full
              rebuild split into staging / indicators / extremes / regime_daily, then a one-day incremental update
-             (warehouse.update) after a rebuild as of the previous session, checked identical to the full rebuild
+             (warehouse.update) after a rebuild as of the previous session, checked identical to the full rebuild;
+             the full rebuild and the update each followed by the validation gate (its own rows)
   sample     the same on the bundled sample (include/sample/mirror)
   history    the incremental update at 1x, 4x and 16x history (40, 160, 640 years of synthetic data for all four
-             sources): a full build as of D-4, then four one-day updates (D-3 .. D): the first copies the published
-             file, the other three update the spare (the file published before it); their median
+             sources): a full build as of D-4, its gate, published; then four one-day updates (D-3 .. D), each
+             followed by its gate and published: the first copies the published file, the other three update the
+             spare (the file published before it); their median, and the daily update including its gate
   panel      options volume for 4,000 underlyings x 10 years (~10 M rows) and NAV history for 500 ETFs: bulk write
              to the lake, the full build (the same SQL and engine), and the pandas reference on the same lake,
-             checked equal to the SQL readings, with the ratio pandas / DuckDB
+             checked equal to the SQL readings, with the ratio pandas / DuckDB; then a build as of the day before,
+             published, a one-day update and its gate (the full build's gate is not run: see docs/performance.md)
   airflow    `airflow dags test regime_daily` on the sample (temporary AIRFLOW_HOME, local SMTP catcher), the daily
              path: a warehouse as of the previous session is published first, so the run updates it incrementally;
              before it, Airflow's fixed floor: `airflow version`, and `dags test` of a one-task no-op DAG; after it
@@ -60,6 +63,7 @@ DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 BUILD_STEPS = ("meta", "staging", "indicators", "extremes", "regime_daily", "headlines", "checkpoint")
 UPDATE_STEPS = ("check", "copy", "meta", "staging", "indicators", "extremes", "regime_daily", "headlines",
                 "checkpoint")
+GX_IMPORT: dict = {}  # the gate worker's import of great_expectations: start, end (time.time()), cpu
 STEP_NAMES = {  # what each logged step is, for the table
     "check": "check: previous build's record and fingerprint",
     "copy": "copy the published file (or take the spare)",
@@ -132,6 +136,12 @@ def worker(step: str, args: dict) -> None:
     """Run one step in this process and print its measurements as the last line of stdout (JSON)."""
     import resource
 
+    if step == "gate":  # GX's import, timed on its own before anything else imports it
+        c0, t0 = time.process_time(), time.time()
+        import great_expectations  # noqa: F401
+        import great_expectations.expectations  # noqa: F401
+
+        GX_IMPORT.update(start=t0, end=time.time(), cpu=time.process_time() - c0)
     import duckdb  # noqa: F401 - imported before the clock starts: a step's time is its own work
     import numpy  # noqa: F401
     import pandas  # noqa: F401
@@ -191,7 +201,7 @@ def w_build(as_of: str, publish: bool = False) -> dict:
     return result
 
 
-def w_update(as_of: str) -> dict:
+def w_update(as_of: str, publish: bool = True) -> dict:
     from regime import warehouse
 
     settings = _settings()
@@ -209,9 +219,38 @@ def w_update(as_of: str) -> dict:
     finally:
         con.close()
     size = path.stat().st_size / 1e6
-    warehouse.publish(settings, path)
-    return {"rows": rows, "since": str(since), "size_mb": size, "history": _readings(settings.warehouse_path),
-            "base": base}
+    if publish:
+        warehouse.publish(settings, path)
+    return {"rows": rows, "since": str(since), "size_mb": size, "path": str(path),
+            "history": _readings(settings.warehouse_path if publish else path), "base": base}
+
+
+def w_gate(path: str, as_of: str, publish: bool = False) -> dict:
+    """The validation gate on a staging file, called as pipeline.validate calls it (then published with `publish`,
+    as pipeline.build_validate_publish does): GX's import, the gate (read and prepare, validate) and its Data Docs
+    timed apart. Fails when a blocking expectation fails."""
+    import resource
+
+    from regime import warehouse
+    from regime.validation.gate import validate_build
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    c1, t1 = cpu(), time.time()
+    settings = _settings()
+    report = validate_build(Path(path), date.fromisoformat(as_of), settings.data_dir / "validation-docs",
+                            settings.state_dir, settings.freshness_sessions, settings.warehouse_path,
+                            settings.gap_tolerance_sessions)
+    c2, t2 = cpu(), time.time()
+    if publish:
+        warehouse.publish(settings, Path(path))
+    docs = next((end - start for name, start, end in report.phases if name == "Data Docs"), 0.0)
+    return {"rows": report.rows, "checks": len(report.results), "scope": report.scope,
+            "warnings": [w.line() for w in report.warnings][:5], "seconds": t2 - t1, "gate_cpu": c2 - c1,
+            "import_seconds": GX_IMPORT["end"] - GX_IMPORT["start"], "import_cpu": GX_IMPORT["cpu"],
+            "docs_seconds": docs, "phases": [("GX import", GX_IMPORT["start"], GX_IMPORT["end"]), *report.phases]}
 
 
 def w_compare(a: str, b: str) -> dict:
@@ -447,7 +486,7 @@ def w_publish_day(as_of: str) -> dict:
 WORKERS = {"ingest": w_ingest, "build": w_build, "update": w_update, "compare": w_compare, "history": w_history,
            "panel_lake": w_panel_lake, "panel_queries": w_panel_queries, "pandas": w_pandas,
            "dags_test": w_dags_test, "migrate": w_migrate, "publish_day": w_publish_day,
-           "cli_startup": w_cli_startup}
+           "cli_startup": w_cli_startup, "gate": w_gate}
 
 
 def _readings(path) -> int:
@@ -461,7 +500,8 @@ def _readings(path) -> int:
 
 
 def differences(a, b) -> list[str]:
-    """Tables whose content differs between two warehouses (meta.build_method and build_info.built_at aside)."""
+    """Tables whose content differs between two warehouses (meta.build_method, meta.validation_runs — the state
+    table of the gates run before each was built — and build_info.built_at aside)."""
     import duckdb
 
     con = duckdb.connect()
@@ -475,7 +515,7 @@ def differences(a, b) -> list[str]:
             return [f"tables differ: {sorted(tables[0].keys() ^ tables[1].keys())}"]
         found = []
         for table, columns in sorted(tables[0].items()):
-            if table == "meta.build_method":
+            if table in ("meta.build_method", "meta.validation_runs"):  # how it was made; the gates run so far
                 continue
             if columns != tables[1][table]:
                 found.append(f"{table}: columns differ")
@@ -588,6 +628,18 @@ class Bench:
                     name = "staging: lake journals read (or lake compared), new rows applied"
                 self.add(section, name, s.get("rows") or None, s["seconds"], s.get("peak_rss_mb"), indent=True)
 
+    def add_gate(self, section: str, step: str, gate: dict) -> None:
+        """A gate's own rows: the gate (rows handed to GX; read and prepare + validate + Data Docs), GX's import and
+        the Data Docs apart."""
+        self.add(section, f"{step} (rows validated)", gate["rows"], gate["seconds"], gate["peak_rss_mb"],
+                 gate["gate_cpu"])
+        for name in ("read and prepare", "validate (GX)", "Data Docs"):
+            part = gate["steps"].get(name)
+            if part:
+                self.add(section, f"gate: {name}", None, part["seconds"], part["peak_rss_mb"], indent=True)
+        self.add(section, "GX import (once per process, not in the gate's figure)", None, gate["import_seconds"],
+                 gate["steps"].get("GX import", {}).get("peak_rss_mb"), gate["import_cpu"], indent=True)
+
     # ---------------------------------------------------------------- sections
 
     def mirror(self, section: str, mirror: Path, last: date, before: date) -> None:
@@ -597,13 +649,20 @@ class Bench:
         self.add_result(section, "ingest, 4 sources (lake rows)", ingest)
         full = self.run("build", data, env, as_of=last)
         self.add_result(section, f"full rebuild as of {last} (readings)", full, BUILD_STEPS)
+        full_gate = self.run("gate", data, env, path=full["path"], as_of=last)
+        self.add_gate(section, "gate of the full rebuild", full_gate)
         self.run("build", data, env, as_of=before, publish=True)
-        update = self.run("update", data, env, as_of=last)
+        update = self.run("update", data, env, as_of=last, publish=False)
         self.add_result(section, f"incremental update {before} -> {last} (readings recomputed)", update,
                         UPDATE_STEPS)
+        gate = self.run("gate", data, env, path=update["path"], as_of=last, publish=True)
+        self.add_gate(section, "gate of the update", gate)
+        self.add(section, "daily update including its gate (update + gate + Data Docs)", None,
+                 update["seconds"] + gate["seconds"], cpu=update["cpu_seconds"] + gate["gate_cpu"])
         same = self.run("compare", data, env, a=full["path"], b=str(data / "warehouse.duckdb"))["differences"]
         self.notes.append(f"{section}: update == full rebuild: {same or 'yes, every table'}")
-        self.results[section] = {"ingest": ingest, "full": full, "update": update, "differences": same}
+        self.results[section] = {"ingest": ingest, "full": full, "update": update, "differences": same,
+                                 "full_gate": full_gate, "gate": gate}
 
     def history(self) -> None:
         rows = []
@@ -611,15 +670,24 @@ class Bench:
             data = self.work / f"history-{scale}x"
             env = {"REGIME_MIRROR_DIR": str(data / "no-mirror")}
             lake = self.run("history", data, env, years=HISTORY_YEARS * scale)
-            full = self.run("build", data, env, as_of=HISTORY_DAYS[0], publish=True)
-            first, *updates = [self.run("update", data, env, as_of=day) for day in HISTORY_DAYS[1:]]
+            full = self.run("build", data, env, as_of=HISTORY_DAYS[0])
+            full_gate = self.run("gate", data, env, path=full["path"], as_of=HISTORY_DAYS[0], publish=True)
+            runs = []
+            for day in HISTORY_DAYS[1:]:  # update, gate, publish: as pipeline.build_validate_publish
+                update = self.run("update", data, env, as_of=day, publish=False)
+                update["gate"] = self.run("gate", data, env, path=update["path"], as_of=day, publish=True)
+                update["daily"] = update["seconds"] + update["gate"]["seconds"]
+                runs.append(update)
+            first, *updates = runs
             if first["base"] != "copy" or any(u["base"] != "spare" for u in updates):
                 raise AssertionError(f"updates started from {[u['base'] for u in (first, *updates)]}")
             median = sorted(updates, key=lambda u: u["seconds"])[len(updates) // 2]
+            daily = sorted(updates, key=lambda u: u["daily"])[len(updates) // 2]
             label = f"{scale}x ({HISTORY_YEARS * scale} y)"
             self.add("history", f"{label}: lake write (rows)", lake["rows"], lake["seconds"], lake["peak_rss_mb"],
                      lake["cpu_seconds"])
             self.add_result("history", f"{label}: full rebuild (readings)", full, BUILD_STEPS)
+            self.add_gate("history", f"{label}: gate of the full rebuild", full_gate)
             for run, name in ((median, f"one-day update from the spare, median of {len(updates)}"),
                               (first, "one-day update from a copy (the first after a full build)")):
                 self.add("history", f"{label}: {name} (readings recomputed)", run["rows"], run["seconds"],
@@ -629,6 +697,10 @@ class Bench:
                     if s and (run is median or part in ("copy", "checkpoint")):
                         self.add("history", STEP_NAMES[part], s.get("rows") or None, s["seconds"],
                                  s.get("peak_rss_mb"), indent=True)
+            self.add_gate("history", f"{label}: gate of that update (the median's)", median["gate"])
+            self.add("history", f"{label}: daily update including its gate, median of {len(updates)}", None,
+                     daily["daily"], max(daily["peak_rss_mb"], daily["gate"]["peak_rss_mb"]),
+                     daily["cpu_seconds"] + daily["gate"]["gate_cpu"])
             if scale == HISTORY_SCALES[0]:
                 check = self.run("build", data, env, as_of=HISTORY_DAYS[-1])
                 same = self.run("compare", data, env, a=check["path"], b=str(data / "warehouse.duckdb"))
@@ -636,6 +708,9 @@ class Bench:
                                   f"{HISTORY_DAYS[-1]}: "
                                   f"{'yes, every table' if not same['differences'] else same['differences']}")
             rows.append({"scale": scale, "history_readings": median["history"], "full": full["seconds"],
+                         "full_gate": full_gate["seconds"], "full_gate_rss": full_gate["peak_rss_mb"],
+                         "gate": median["gate"]["seconds"], "gate_rss": median["gate"]["peak_rss_mb"],
+                         "daily": daily["daily"], "dailies": [u["daily"] for u in updates],
                          "update": median["seconds"], "updates": [u["seconds"] for u in updates],
                          "steps": median["steps"], "size_mb": median["size_mb"], "full_steps": full["steps"],
                          "first": first["seconds"], "first_steps": first["steps"]})
@@ -689,7 +764,23 @@ class Bench:
                           "held in memory with pandas' compute (values + long frame), the build's indicators step "
                           "(stored) with pandas' compute")
         self.notes.append(f"panel: pandas reference == SQL readings (rtol 1e-9): yes, {pandas['checked']:,} readings")
-        self.results["panel"] = {"lake": lake, "full": full, "queries": queries, "held": held, "pandas": pandas}
+        # the daily path on the panel: a full build as of the day before, published (its gate not run: see
+        # docs/performance.md), then a one-day update and its gate
+        discard = Path(full["path"])
+        discard.unlink(missing_ok=True)
+        self.run("build", data, env, as_of=HISTORY_DAYS[-2], publish=True)
+        update = self.run("update", data, env, as_of=HISTORY_DAYS[-1], publish=False)
+        gate = self.run("gate", data, env, path=update["path"], as_of=HISTORY_DAYS[-1], publish=True)
+        self.add_result("panel", f"one-day update {HISTORY_DAYS[-2]} -> {HISTORY_DAYS[-1]} from a copy (readings "
+                        "recomputed)", update, UPDATE_STEPS)
+        self.add_gate("panel", "gate of that update", gate)
+        self.add("panel", "daily update including its gate (update + gate + Data Docs)", None,
+                 update["seconds"] + gate["seconds"], max(update["peak_rss_mb"], gate["peak_rss_mb"]),
+                 update["cpu_seconds"] + gate["gate_cpu"])
+        self.notes.append("panel: the full build's gate is not run (it validates all 31.5 M readings in pandas: "
+                          "97 s, 13.7 GB measured for issue #18)")
+        self.results["panel"] = {"lake": lake, "full": full, "queries": queries, "held": held, "pandas": pandas,
+                                 "update": update, "gate": gate}
         shutil.rmtree(data, ignore_errors=True)
 
     def airflow(self) -> None:
@@ -870,6 +961,12 @@ def flatness(rows: list[dict]) -> str:
                    f" {check:.2f} | {copy:.2f} | {rest:.2f} | {steps.get('checkpoint', {}).get('seconds', 0):.2f} |"
                    f" {r['first']:.2f} ({first.get('copy', {}).get('seconds', 0):.2f},"
                    f" {first.get('checkpoint', {}).get('seconds', 0):.2f}) | {r['size_mb']:.0f} |")
+    out += ["", "| history | one-day update s (median) | its gate s (peak RSS MB) | daily update including its gate s, "
+            "median (runs) | full rebuild s | its gate s (peak RSS MB) |", "|---|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        dailies = ", ".join(f"{d:.2f}" for d in r["dailies"])
+        out.append(f"| {r['scale']}x | {r['update']:.2f} | {r['gate']:.2f} ({r['gate_rss']:,.0f}) | {r['daily']:.2f}"
+                   f" ({dailies}) | {r['full']:.1f} | {r['full_gate']:.1f} ({r['full_gate_rss']:,.0f}) |")
     return "\n".join(out)
 
 

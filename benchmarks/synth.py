@@ -6,7 +6,8 @@
 - `panel(lake_dir, underlyings, etfs, sessions)`: the scale panel, OCC volume for thousands of underlyings and NAV
   history for hundreds of ETFs.
 
-Sessions are business days (Monday to Friday) ending on END; values are seeded random walks, so every run writes
+Sessions are NYSE sessions ending on END (weekdays before 1927, where the XNYS calendar starts), so the
+validation gate passes on them; values are seeded random walks, so every run writes
 the same lake.
 """
 
@@ -31,9 +32,19 @@ CFTC_MARKETS = {"13874A": "E-MINI S&P 500", "239742": "RUSSELL E-MINI", "209742"
 
 
 def sessions(count: int, end: date = END) -> np.ndarray:
-    """The last `count` business days up to `end`, as datetime64[D]."""
-    last = np.busday_offset(np.datetime64(end, "D"), 0, roll="backward")
-    return np.busday_offset(last, np.arange(-count + 1, 1), roll="forward")
+    """The last `count` NYSE sessions up to `end` (exchange_calendars XNYS, regime.calendar.nyse: from 1927), as
+    datetime64[D]; before the calendar's first session, weekdays (the gate checks those dates as weekdays only)."""
+    import pandas as pd
+
+    from regime.calendar import nyse
+
+    xnys = nyse().sessions
+    known = xnys[xnys <= pd.Timestamp(end)].values.astype("datetime64[D]")
+    if count <= len(known):
+        return known[len(known) - count:]
+    before = np.busday_offset(known[0], -1, roll="backward")
+    older = np.busday_offset(before, np.arange(-(count - len(known)) + 1, 1), roll="forward")
+    return np.concatenate([older, known])
 
 
 def write_partitions(dataset: datasets.Dataset, lake_dir: Path, table: pa.Table) -> int:

@@ -41,6 +41,7 @@ def _text(msg: EmailMessage) -> str:
 
 # --- the jam -------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_label_change_then_more_alerts_all_go_out(settings, smtp_conn):
     """The sample's regime label changes on 2024-07-12 (a label_change alert, which has no value) while RUT is
     beyond 3σ: both are mailed, nothing stays pending, and the next day's new alerts go out too."""
@@ -60,6 +61,7 @@ def test_a_label_change_then_more_alerts_all_go_out(settings, smtp_conn):
     assert _states(settings)["record:small-large"] == ("sent", 1)
 
 
+@pytest.mark.slow
 def test_an_alert_that_cannot_be_composed_is_failed_and_named_and_the_others_go_out(published, smtp_conn):
     """An outbox row whose reading the published warehouse does not hold (here: a subject that does not exist)
     cannot be put into words: it is marked failed with its error, the error names it, the other alerts are mailed."""
@@ -110,6 +112,7 @@ def _as_page(msg: EmailMessage, path, measure: bool = False):
 
 @needs_chromium
 @pytest.mark.parametrize(("rule", "day", "env", "said"), RULE_DAYS, ids=[r[0] for r in RULE_DAYS])
+@pytest.mark.slow
 def test_every_rule_is_mailed_and_renders_at_desktop_and_phone_width(published, smtp_conn, monkeypatch, tmp_path,
                                                                       rule, day, env, said):
     for key, value in env.items():
@@ -136,6 +139,7 @@ def test_every_rule_is_mailed_and_renders_at_desktop_and_phone_width(published, 
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_the_samples_mail_shows_names_and_units_not_codes_and_raw_floats(published, smtp_conn, tmp_path):
     pipeline.alert(SAMPLE_LAST, published)
     [msg] = smtp_conn.messages
@@ -191,6 +195,7 @@ def test_every_rule_has_a_mail_test():
     assert sorted(rule for rule, *_ in RULE_DAYS) == sorted(rule.name for rule in rules.RULES)
 
 
+@pytest.mark.slow
 def test_through_airflow_a_stuck_alert_fails_the_task_and_the_operators_mail_names_it(run_dag, settings, smtp):
     """`airflow dags test regime_daily` with an alert in the outbox that cannot be composed: the day's alerts are
     mailed, send_alerts fails without retrying, and the failure mail to the operators names the stuck alert. Both

@@ -23,6 +23,7 @@ def _evaluate(settings, day):
         con.close()
 
 
+@pytest.mark.slow
 def test_one_mail_lists_every_new_extreme_with_text_html_and_chart(published, smtp_conn):
     result = pipeline.alert(SAMPLE_LAST, published)
     assert result["sent"] == 2
@@ -50,6 +51,7 @@ def test_the_rules_and_their_wording(published, monkeypatch):
         "Russell 2000 vs S&P 500, 5-day relative return +10.6 pp, the highest since 2020-05-19 (4 years)"
 
 
+@pytest.mark.slow
 def test_the_same_episode_is_not_mailed_twice(published, smtp_conn):
     pipeline.alert(SAMPLE_LAST, published)
     again = pipeline.alert(SAMPLE_LAST, published)
@@ -71,6 +73,7 @@ def test_the_published_warehouse_lists_the_runs_alerts(published):
     assert rows == [("record", "small-large", "pending"), ("zscore_threshold", "RUT", "pending")]
 
 
+@pytest.mark.slow
 def test_smtp_down_keeps_the_alerts_pending_until_it_is_back(published, monkeypatch, smtp):
     from regime.mailcatcher import MailCatcher
 
@@ -92,6 +95,7 @@ def test_smtp_down_keeps_the_alerts_pending_until_it_is_back(published, monkeypa
     assert alerts[["state", "attempts"]].values.tolist() == [["sent", 2], ["sent", 2]]
 
 
+@pytest.mark.slow
 def test_no_mail_when_nothing_is_extreme(settings, smtp_conn):
     quiet = date(2024, 7, 9)
     for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):

@@ -116,6 +116,7 @@ def test_the_doc_has_exactly_ten_queries_numbered_1_to_10():
 
 
 @pytest.mark.parametrize("number", sorted(BY_NUMBER), ids=lambda n: f"q{n}")
+@pytest.mark.slow
 def test_every_query_runs_read_only_on_the_sample(sample_warehouse, number):
     output = regime_sql(sample_warehouse, BY_NUMBER[number].sql)
     rows = int(re.search(r"^\((\d+) rows?\)$", output, re.MULTILINE).group(1))
@@ -124,6 +125,7 @@ def test_every_query_runs_read_only_on_the_sample(sample_warehouse, number):
 
 @pytest.mark.parametrize("number", [e.number for e in EXAMPLES if e.where == "bundled sample"],
                          ids=lambda n: f"q{n}")
+@pytest.mark.slow
 def test_sample_results_printed_in_the_doc(sample_warehouse, number):
     assert_printed(BY_NUMBER[number], regime_sql(sample_warehouse, BY_NUMBER[number].sql))
 

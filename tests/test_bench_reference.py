@@ -40,6 +40,7 @@ def panel(tmp_path, monkeypatch):
     return settings, written
 
 
+@pytest.mark.slow
 def test_pandas_reference_equals_the_sql(panel):
     from regime import warehouse
 

@@ -375,6 +375,7 @@ HEADLINES = [  # as marts.headlines would hold them: (date, rank, headline, indi
 ]
 
 
+@pytest.mark.slow
 def test_latest_prints_the_days_headlines_first(warehouse, old_warehouse, capsys):
     """With marts.headlines, the day's headlines come first, in rank order; a warehouse without the table (built
     before it existed) and a day without a row have none."""
@@ -461,6 +462,7 @@ date,indicator,subject,value
 # ---------------------------------------------------------------- regime sql
 
 
+@pytest.mark.slow
 def test_sql_reads(warehouse, capsys):
     query = "select subject, count(*) as n, max(value) as top from marts.indicators group by 1 order by 1"
     assert run(capsys, "sql", query) == (0, """\
@@ -549,6 +551,7 @@ def test_sql_mistakes(warehouse, capsys, query, message):
 # ---------------------------------------------------------------- the console script
 
 
+@pytest.mark.slow
 def test_console_script(warehouse):
     env = {**os.environ, "REGIME_DATA_DIR": str(warehouse.parent)}
     done = subprocess.run([str(REGIME), "since", "zscore_50d", "RUT"], env=env, capture_output=True, text=True,

@@ -264,6 +264,7 @@ def test_every_long_running_service_has_a_healthcheck_and_starts_after_what_it_n
     assert worker["redis"]["condition"] == worker["api-server"]["condition"] == "service_healthy"
 
 
+@pytest.mark.slow
 def test_the_healthchecks_are_the_ones_airflow_provides_and_its_cli_accepts():
     parser = airflow_parser()
     # api-server: its public version endpoint, on the port it listens on by default (the one compose publishes)
@@ -336,6 +337,7 @@ def test_the_init_migrates_the_db_like_the_e2e_stack():
     assert '"db", "migrate"' in (PROJECT / "tests" / "e2e" / "stack.py").read_text()
 
 
+@pytest.mark.slow
 def test_the_api_server_has_an_admin_login_that_airflow_init_writes(tmp_path, monkeypatch):
     env = environment("api-server")
     assert env.get("AIRFLOW__CORE__AUTH_MANAGER") in (None, "airflow.api_fastapi.auth.managers.simple."
@@ -454,6 +456,7 @@ def _compose_client() -> list[str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_compose_client_accepts_the_files():
     client = _compose_client()
     if client is None:

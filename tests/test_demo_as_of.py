@@ -31,6 +31,7 @@ def _demo(env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_the_sample_as_of_is_its_last_session(settings, mirror):
     # hand-checked in the files: every Cboe, ETF and OCC series ends on 07/17/2024 (a Wednesday, an NYSE session);
     # the newest CFTC release by then is Friday 2024-07-12 (report of Tuesday 07-09), within 10 days
@@ -45,6 +46,7 @@ def test_the_sample_as_of_is_its_last_session(settings, mirror):
     assert demo.mirror_problems(settings, choice, SAMPLE_AS_OF) == []
 
 
+@pytest.mark.slow
 def test_a_row_far_beyond_the_others_does_not_move_the_as_of(settings, mirror, capsys):
     with (mirror / "cboe" / "RUT_History.csv").open("a") as f:
         f.write("01/02/2025,2500.10,2510.20,2490.30,2505.40\n")
@@ -59,6 +61,7 @@ def test_a_row_far_beyond_the_others_does_not_move_the_as_of(settings, mirror, c
             "etf_nav IWM, IJR, VTWO, SPY, IVV, QQQ; cftc_tff 13874A, 239742, 209742") in out
 
 
+@pytest.mark.slow
 def test_a_trailing_separator_line_is_read_as_the_ingest_reads_it(settings, mirror):
     # the Cboe parser drops blank and separator-only lines (the ingest accepts the file): the as-of is unchanged
     with (mirror / "cboe" / "RUT_History.csv").open("a") as f:
@@ -70,6 +73,7 @@ def test_a_trailing_separator_line_is_read_as_the_ingest_reads_it(settings, mirr
     ("garbage", "line 1396 has 1 fields, expected 5 (truncated file?): ['garbage']"),
     ("13/45/2024,1,2,3,4", "line 1396: date '13/45/2024' is not MM/DD/YYYY"),
 ])
+@pytest.mark.slow
 def test_a_malformed_file_stops_the_demo_naming_file_and_line(regime_env, mirror, line, problem):
     path = mirror / "cboe" / "SPX_History.csv"
     assert len(path.read_text().splitlines()) == 1395  # header and 1394 sessions: the new line is line 1396
@@ -82,6 +86,7 @@ def test_a_malformed_file_stops_the_demo_naming_file_and_line(regime_env, mirror
     assert "dags test" not in done.stdout  # stopped before Airflow
 
 
+@pytest.mark.slow
 def test_a_short_series_limits_the_as_of(settings, mirror):
     _drop_last_lines(mirror / "cboe" / "RUT_History.csv", 5)  # 07-11, 07-12, 07-15, 07-16 and 07-17
     choice = demo.choose_as_of(settings)
@@ -94,6 +99,7 @@ def test_a_short_series_limits_the_as_of(settings, mirror):
     assert demo.mirror_problems(settings, choice, SAMPLE_AS_OF) == [STALE_RUT]
 
 
+@pytest.mark.slow
 def test_a_headline_series_missing_from_the_mirror_is_a_warning(settings, mirror, capsys):
     (mirror / "cboe" / "NDX_History.csv").unlink()
     as_of, found = demo.prepare(settings, None)
@@ -102,6 +108,7 @@ def test_a_headline_series_missing_from_the_mirror_is_a_warning(settings, mirror
     assert demo.choose_as_of(settings).missing == ("index_prices NDX",)
 
 
+@pytest.mark.slow
 def test_the_demo_on_a_stale_mirror_prints_the_warning(airflow_home, regime_env, mirror, smtp, tmp_path):
     """The full `make demo` run (through Airflow) with REGIME_AS_OF=2024-07-17 and RUT ending 2024-07-10."""
     _drop_last_lines(mirror / "cboe" / "RUT_History.csv", 5)
@@ -134,6 +141,7 @@ def _serve_mirror(up, mirror) -> None:
         at(occ.url(path.stem, date.fromisoformat(path.parent.name)), path)
 
 
+@pytest.mark.slow
 def test_live_a_stale_headline_series_blocks_before_anything_is_published(settings, mirror, monkeypatch, capsys):
     from upstream import Upstream
 
@@ -154,6 +162,7 @@ def test_live_a_stale_headline_series_blocks_before_anything_is_published(settin
     assert "dags test" not in captured.out
 
 
+@pytest.mark.slow
 def test_live_fresh_data_passes_the_check(settings, mirror, monkeypatch):
     from upstream import Upstream
 

@@ -121,6 +121,7 @@ series_strategy = st.lists(  # per series: (gap in days to the previous reading,
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series_strategy)
+@pytest.mark.slow
 def test_matches_brute_force_through_the_build(series):
     rows = []
     for k, readings in enumerate(series):
@@ -134,6 +135,7 @@ def test_matches_brute_force_through_the_build(series):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=6), st.integers(0, 2**32 - 1), st.integers(1, 50))
+@pytest.mark.slow
 def test_engine_matches_brute_force_across_batches(lengths, seed, spread):
     """Long and short series, batches smaller than a series, values with ties: the numpy engine directly."""
     rng = np.random.default_rng(seed)
@@ -217,6 +219,7 @@ history_strategy = st.lists(  # per series: (gap in days, value code: -3..3 halv
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history_strategy, updates_strategy, st.integers(0, 80), st.integers(1, 3), st.integers(0, 2**32 - 1),
        st.sampled_from([D0, date(1969, 11, 20)]))
+@pytest.mark.slow
 def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, seed, start):
     """A build as of some date, then updates (several days at once, none, from an earlier `since`, lake revisions
     of the recomputed days that change values or drop readings) give marts.extremes and every state table exactly
@@ -274,6 +277,7 @@ def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series_strategy, st.integers(0, 60))
+@pytest.mark.slow
 def test_the_frontier_table_by_its_definition(series, back):
     """internal.extremes_frontier after a build, read literally: per series and side, every reading with `until` =
     the date of the first later reading at or beyond it (>= for 'high', <= for 'low'), kept if that is NULL or

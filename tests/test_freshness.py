@@ -13,6 +13,7 @@ from regime.runtime import as_of_date, means_latest
 INDEXES = "DJX, NDX, RUT, RVX, SPX, VIX"
 
 
+@pytest.mark.slow
 def test_the_sample_is_fresh_on_its_last_session_and_three_sessions_later(published):
     assert freshness.problems(published, SAMPLE_LAST) == []
     # 2024-07-22 (Monday): 07-18, 07-19 and 07-22 missing is three sessions behind, the limit
@@ -21,6 +22,7 @@ def test_the_sample_is_fresh_on_its_last_session_and_three_sessions_later(publis
         ("13874A", date(2024, 7, 12)), ("209742", date(2024, 7, 12)), ("239742", date(2024, 7, 12))]
 
 
+@pytest.mark.slow
 def test_four_sessions_behind_is_stale_and_named_per_dataset(published):
     # 2024-07-23: 07-18, 07-19, 07-22, 07-23 missing; the CFTC release of Friday 07-12 is 11 days old
     assert freshness.problems(published, date(2024, 7, 23), (INDEX_PRICES, CFTC_TFF)) == [
@@ -37,6 +39,7 @@ def test_a_dataset_missing_from_the_lake_is_named(settings):
         "index_prices: no data on or before 2024-07-17 in the lake"]
 
 
+@pytest.mark.slow
 def test_a_session_is_covered_only_when_the_lake_holds_it(published):
     assert freshness.covers(published, INDEX_PRICES, SAMPLE_LAST)
     assert not freshness.covers(published, INDEX_PRICES, date(2024, 7, 18))

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -251,6 +252,7 @@ _SUBJECTS = [("zscore_50d", "SPX"), ("zscore_50d", "RUT"), ("zscore_50d", "NDX")
 @given(data=st.lists(st.tuples(st.integers(0, len(_SUBJECTS) - 1), st.integers(0, 40), st.integers(-6, 6)),
                      min_size=0, max_size=120),
        min_days=st.integers(0, 6), since_days=st.integers(0, 10), as_of=st.integers(20, 40))
+@pytest.mark.slow
 def test_matches_the_definition_on_random_data(data, min_days, since_days, as_of):
     seen, rows = set(), []
     for subject, day, value in data:  # small integer values: many ties, within and across series
@@ -279,6 +281,7 @@ def _check(con, tmp_path) -> list:
     return [r for r in report.results if not r.success]
 
 
+@pytest.mark.slow
 def test_the_suite_passes_the_fixture_and_an_empty_table_and_rejects_bad_rows(tmp_path):
     con = _warehouse(_fixture_rows())
     _headlines(con)

@@ -89,6 +89,7 @@ def _published(settings, as_of):
 
 
 @pytest.mark.parametrize("sessions_back", [1, 4])
+@pytest.mark.slow
 def test_update_equals_a_full_rebuild(lake, sessions_back):
     settings = lake
     full = warehouse.build(settings, SAMPLE_LAST)
@@ -106,6 +107,7 @@ def test_update_equals_a_full_rebuild(lake, sessions_back):
         con.close()
 
 
+@pytest.mark.slow
 def test_updates_chain_and_a_rerun_of_the_same_date(lake):
     settings = lake
     first, *days = _sessions(SAMPLE_LAST, 4)
@@ -119,6 +121,7 @@ def test_updates_chain_and_a_rerun_of_the_same_date(lake):
     assert differences(full, again) == []
 
 
+@pytest.mark.slow
 def test_a_series_with_a_long_gap_looks_back_far_enough(lake):
     """RVX missing for four months before the last two sessions: its zscore_50d and RUT~RVX vol_corr_5d windows
     reach back past the gap, further than history_from's first probe."""
@@ -140,6 +143,7 @@ def test_a_series_with_a_long_gap_looks_back_far_enough(lake):
     assert got == [("vol_corr_5d", True), ("zscore_50d", True)]
 
 
+@pytest.mark.slow
 def test_a_recent_revision_of_the_lake_is_recomputed_from_its_date(lake):
     settings = lake
     previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
@@ -153,6 +157,7 @@ def test_a_recent_revision_of_the_lake_is_recomputed_from_its_date(lake):
     assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
 
 
+@pytest.mark.slow
 def test_refuses_what_it_cannot_show_and_leaves_nothing_behind(lake, monkeypatch):
     settings = lake
     previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
@@ -173,6 +178,7 @@ def test_refuses_what_it_cannot_show_and_leaves_nothing_behind(lake, monkeypatch
     assert set(settings.build_dir.glob("warehouse-*")) == before
 
 
+@pytest.mark.slow
 def test_the_pipeline_updates_when_it_can_and_rebuilds_otherwise(lake):
     settings = lake
     first = pipeline.build(_sessions_before(SAMPLE_LAST, 1), settings)  # nothing published yet: full
@@ -183,6 +189,7 @@ def test_the_pipeline_updates_when_it_can_and_rebuilds_otherwise(lake):
     assert _method(pipeline.build(_sessions_before(SAMPLE_LAST, 3), settings))[0] == "full"  # an earlier date
 
 
+@pytest.mark.slow
 def test_the_extremes_engine_in_parts_gives_the_same_table(lake, monkeypatch):
     """Past extremes._PART_READINGS readings the engine runs per group of whole series (bounded memory): same table."""
     from regime import extremes
@@ -206,6 +213,7 @@ def _lake_check(path) -> str:
         con.close()
 
 
+@pytest.mark.slow
 def test_the_lake_journal_tells_what_changed_without_comparing(lake):
     """A revision written through Dataset.write is journalled in the file: the update reads the journals (file
     footers), not the whole lake, recomputes from the revised date and still equals a full rebuild."""
@@ -224,6 +232,7 @@ def test_the_lake_journal_tells_what_changed_without_comparing(lake):
     assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
 
 
+@pytest.mark.slow
 def test_a_file_rewritten_by_another_tool_is_compared_with_the_lake(lake):
     settings = lake
     previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
@@ -252,6 +261,7 @@ def test_journal_changes(recorded, journals, expected):
     assert warehouse.journal_changes(recorded, journals) == expected
 
 
+@pytest.mark.slow
 def test_the_extremes_state_is_published_and_an_update_that_cannot_use_it_rebuilds(lake):
     """marts.extremes' incremental state (internal.*) is in the published file, and a lake that lost its latest day
     (the latest reading moves back: the state was pruned for the later horizon) is refused by the update, which
@@ -279,6 +289,7 @@ def test_the_extremes_state_is_published_and_an_update_that_cannot_use_it_rebuil
     assert differences(warehouse.build(settings, SAMPLE_LAST), rebuilt) == []
 
 
+@pytest.mark.slow
 def test_builds_run_under_the_configured_duckdb_memory_limit(lake, monkeypatch):
     """REGIME_DUCKDB_MEMORY_LIMIT reaches the build's and the update's connections (what keeps a large build's
     peak memory bounded: docs/performance.md): far too little fails in DuckDB, leaving no staging file."""
@@ -310,6 +321,7 @@ def _inode(path: Path) -> int:
     return path.stat().st_ino
 
 
+@pytest.mark.slow
 def test_publish_keeps_the_replaced_file_and_the_next_update_takes_it(lake):
     """publish() hard-links the file it replaces as the spare; update() given the spare updates it in place of a copy
     of the published file (it is renamed to the staging name: taken, never left half-updated), from its own as-of
@@ -334,6 +346,7 @@ def test_publish_keeps_the_replaced_file_and_the_next_update_takes_it(lake):
     assert warehouse.sweep_builds(settings) == []  # the spare is not a leftover
 
 
+@pytest.mark.slow
 def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypatch):
     settings = lake
     spare = warehouse.spare_path(settings)
@@ -364,6 +377,7 @@ def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypat
     assert _inode(spare) == kept
 
 
+@pytest.mark.slow
 def test_a_failed_update_of_the_spare_consumes_it_and_changes_nothing_published(lake, monkeypatch):
     settings = lake
     spare = warehouse.spare_path(settings)
@@ -382,6 +396,7 @@ def test_a_failed_update_of_the_spare_consumes_it_and_changes_nothing_published(
     assert _method(again) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
 
 
+@pytest.mark.slow
 def test_a_spare_that_is_also_the_published_file_is_never_written(lake):
     """A publish killed after it linked the published file as the spare and before it replaced that file leaves one
     file under both names: updating the spare would change the published warehouse under its readers."""
@@ -397,6 +412,7 @@ def test_a_spare_that_is_also_the_published_file_is_never_written(lake):
     assert _method(copied) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
 
 
+@pytest.mark.slow
 def test_a_full_build_stores_the_readings_an_update_may_recompute_last(lake):
     """The indicator readings dated after as_of - MAX_INCREMENTAL_DAYS follow every other row of marts.indicators
     (what keeps an update's delete, and its checkpoint, to the last row groups), and are the same readings."""

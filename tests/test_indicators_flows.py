@@ -174,6 +174,7 @@ def test_net_pct_oi_is_dated_by_a_release_on_a_holiday():
     assert set(got.date) == {date(2024, 3, 29)}
 
 
+@pytest.mark.slow
 def test_a_cftc_reading_never_appears_before_its_release_date():
     con = _warehouse()
     rng = np.random.default_rng(11)

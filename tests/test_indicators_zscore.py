@@ -39,6 +39,7 @@ def test_zscore_by_hand(settings):
     assert values[50] == pytest.approx(1.680686, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_zscore_matches_pandas_on_the_sample(settings):
     from regime.ingest import ingest_cboe
 
@@ -53,6 +54,7 @@ def test_zscore_matches_pandas_on_the_sample(settings):
     assert got[-1] > 3  # the sample's scripted small-cap squeeze
 
 
+@pytest.mark.slow
 def test_build_sees_nothing_after_the_as_of_date(settings):
     from regime.ingest import ingest_cboe
 

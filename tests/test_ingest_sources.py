@@ -31,8 +31,9 @@ def serve_mirror(up: Upstream, mirror, as_of: date = SAMPLE_LAST) -> None:
         up.route(_path(occ.url(path.stem, day)), path.read_bytes())
     for path in sorted((mirror / "cftc").glob("fut_fin_txt_*.zip")):
         up.route(_path(cftc.zip_url(int(path.stem[-4:]))), path.read_bytes())
-    for ticker in etf.TICKERS:
-        up.route(_path(etf.url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
+    for ticker in etf.TICKERS:  # IWM, IJR, IVV at iShares' URLs, SPY at SSGA's; QQQ and VTWO are mirror only
+        if etf.live_url(ticker):
+            up.route(_path(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def live(monkeypatch, settings, mirror):
         yield up, get_settings()
 
 
+@pytest.mark.slow
 def test_mirror_ingest_of_all_four_families(settings):
     results = {name: pipeline.ingest(name, SAMPLE_LAST, settings) for name in DATASETS}
     assert results["index_prices"]["rows"] == dict.fromkeys(["DJX", "NDX", "RUT", "RVX", "SPX", "VIX"], 1394)
@@ -60,6 +62,7 @@ def test_mirror_ingest_of_all_four_families(settings):
     assert (raw / "fut_fin_txt_2024.zip").exists() and (raw / "fut_fin_txt_2024.zip.meta.json").exists()
 
 
+@pytest.mark.slow
 def test_rerunning_the_same_date_leaves_the_lake_identical(settings):
     for name in DATASETS:
         pipeline.ingest(name, SAMPLE_LAST, settings)
@@ -78,6 +81,7 @@ def test_history_the_upstream_stops_serving_stays_in_the_lake(settings, mirror):
     assert result["rows"]["RUT"] == 1394
 
 
+@pytest.mark.slow
 def test_live_mode_fetches_over_http_and_lands_the_same_data(live, settings):
     up, live_settings = live
     for name in DATASETS:
@@ -104,6 +108,7 @@ def test_live_mode_fetches_over_http_and_lands_the_same_data(live, settings):
     ({"body": b"DATE,OPEN,HIGH,LOW,CLOSE\n07/16/2099,1,2,0.5,1.5\n"}, "is in the future"),
     ({"body": b"DATE,OPEN,HIGH,LOW,CLOSE\n07/15/2024,1,2,0.5,1.5\n07/16/2024,1,2"}, "truncated file"),
 ])
+@pytest.mark.slow
 def test_live_failures_end_in_a_clear_error_with_nothing_written(live, respond, words):
     up, settings = live
     pipeline.ingest("index_prices", SAMPLE_LAST, settings)
@@ -119,6 +124,7 @@ def test_live_failures_end_in_a_clear_error_with_nothing_written(live, respond, 
         assert kept.read_bytes() == respond["body"]
 
 
+@pytest.mark.slow
 def test_429_with_retry_after_is_retried_then_succeeds(live, mirror):
     up, settings = live
     path = _path(cboe.url("RUT"))
@@ -153,10 +159,11 @@ def test_occ_holiday_answer_on_a_session_is_an_error(live):
         pipeline.ingest("options_volume", SAMPLE_LAST, settings)
 
 
+@pytest.mark.slow
 def test_an_etf_workbook_served_as_html_fails_naming_the_file(live):
     up, settings = live
-    up.route(_path(etf.url("IWM")), b"<html><body>Page not found</body></html>")
-    with pytest.raises(IngestError, match="etf: .*navhist-us-en-iwm.xlsx"):
+    up.route(_path(etf.live_url("IWM")), b"<html><body>Page not found</body></html>")
+    with pytest.raises(IngestError, match="etf: .*iShares-Russell-2000-ETF_fund.*an HTML page"):
         pipeline.ingest("etf_nav", SAMPLE_LAST, settings)
 
 

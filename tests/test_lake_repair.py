@@ -33,6 +33,7 @@ def saturday_in_lake(published, mirror):
     return published.lake_dir / "index_prices" / "symbol=RUT" / "data.parquet"
 
 
+@pytest.mark.slow
 def test_show_and_remove_a_bad_row_then_rebuild(published, saturday_in_lake):
     shown = _regime_lake("show", "index_prices", "RUT", "--from", "2024-07-12", "--to", "2024-07-15")
     assert shown.returncode == 0, shown.stderr
@@ -67,6 +68,7 @@ def date_iso(rows: pd.DataFrame) -> list[str]:
     return [d.isoformat() for d in rows["date"]]
 
 
+@pytest.mark.slow
 def test_remove_then_an_incremental_build_publishes(published, saturday_in_lake):
     removed = _regime_lake("remove", "index_prices", "RUT", "--date", "2024-07-13")
     assert removed.returncode == 0, removed.stderr
@@ -80,6 +82,7 @@ def test_remove_then_an_incremental_build_publishes(published, saturday_in_lake)
         con.close()
 
 
+@pytest.mark.slow
 def test_remove_is_refused_while_an_ingest_runs(published, saturday_in_lake):
     held = file_digest(saturday_in_lake)
     with exclusive(published.state_dir / "ingest-index_prices.lock", "ingest of index_prices"):
@@ -90,6 +93,7 @@ def test_remove_is_refused_while_an_ingest_runs(published, saturday_in_lake):
     assert state.frames(published.state_dir)["revisions"].empty
 
 
+@pytest.mark.slow
 def test_remove_of_a_date_not_held_changes_nothing(published, saturday_in_lake):
     held = file_digest(saturday_in_lake)
     refused = _regime_lake("remove", "index_prices", "RUT", "--date", "2024-07-13", "--date", "2024-07-14")
@@ -100,6 +104,7 @@ def test_remove_of_a_date_not_held_changes_nothing(published, saturday_in_lake):
     assert unknown.returncode == 1 and "the lake holds no index_prices partition 'XYZ'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_removing_a_published_row_lifts_the_row_count_floors(published):
     # RUT 2024-07-16 is a real session in the published warehouse: without it the next build holds one price fewer,
     # which the "rows are never dropped" floor would refuse; the recorded removal explains the shorter history

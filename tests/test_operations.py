@@ -78,6 +78,7 @@ def test_as_of_date_rules(context, expected):
     assert as_of_date(context) == expected
 
 
+@pytest.mark.slow
 def test_dags_are_thin_wired_and_parse_without_heavy_imports(airflow_home):
     code = """
 import json, sys
@@ -199,6 +200,7 @@ def test_ingest_dag_runs_its_source_only(run_dag, settings):
     assert not settings.warehouse_path.exists()
 
 
+@pytest.mark.slow
 def test_backfill_shows_progress_and_resumes_after_a_failure(settings, mirror):
     bad = mirror / "occ" / "volume-query" / "2024-06-14" / "IWM.csv"
     good = bad.read_bytes()
@@ -224,6 +226,7 @@ def test_backfill_shows_progress_and_resumes_after_a_failure(settings, mirror):
     assert file_digest(settings.warehouse_path) == published  # safe to rerun
 
 
+@pytest.mark.slow
 def test_dags_serialize_for_the_scheduler_and_are_listed(airflow_home):
     # what the dag-processor does: serialize every DAG (the custom timetable included) into the metadata DB
     done = subprocess.run([AIRFLOW, "dags", "reserialize"], env=airflow_home, capture_output=True, text=True,

@@ -51,3 +51,43 @@ def test_russell_leveraged_funds_net_position(reference_lake):
     released = tff.set_index("report_date")["release_date"]
     assert released[date(2024, 7, 16)] == date(2024, 7, 19)
     assert released[date(2024, 7, 2)] == date(2024, 7, 8)  # the July 4th week shifts the release to Monday
+
+
+# ------------------------------------------------------------------------ parsers on genuine upstream formats
+
+FORMATS = REFERENCE_MIRROR.parent / "formats"
+
+
+@pytest.mark.parametrize(("folder", "name", "first", "rows_at_least"), [
+    ("ManULoreN14+regimen-tilt-nq", "VIX9D_History.csv", date(2011, 1, 4), 3800),  # OHLC: RVX's layout
+    ("cgowda337+Stock-Market-Data", "VXAPL_History.csv", date(2011, 1, 7), 2900),
+    ("cgowda337+Stock-Market-Data", "VXAZN_History.csv", date(2011, 1, 7), 2900),
+    ("ManULoreN14+regimen-tilt-nq", "SKEW_History.csv", date(1990, 1, 2), 9000),  # single value: DATE,SKEW
+    ("ManULoreN14+regimen-tilt-nq", "VVIX_History.csv", date(2006, 3, 6), 5000),  # with Cboe's own bad 2006 row
+])
+def test_genuine_cboe_files_parse(folder, name, first, rows_at_least):
+    """No real RVX_History.csv was found; these genuine Cboe downloads have its layouts (docs/sources.md)."""
+    from regime.sources import cboe
+
+    path = FORMATS / "cboe-index-history" / folder / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    symbol = name.removesuffix("_History.csv")
+    frame = cboe.parse(path.read_bytes(), symbol, str(path))
+    assert frame["date"].iloc[0] == first and len(frame) >= rows_at_least
+    assert frame["date"].is_monotonic_increasing and frame["close"].gt(0).all()
+    if symbol in ("SKEW", "VVIX"):
+        assert frame["open"].isna().all()  # the single-value layout has no open/high/low
+
+
+def test_a_genuine_socrata_answer_of_another_cftc_dataset_is_refused_naming_the_fields():
+    """The real public reporting API answer kept in the reference formats is of the legacy combined dataset
+    (jun7-fc8e), not TFF gpe5-46if (no real TFF answer was found): the API parser names what it lacks."""
+    from regime.sources import cftc
+    from regime.sources.errors import SourceError
+
+    path = FORMATS / "cftc-socrata" / "OpenBB-finance+OpenBB" / "jun7-fc8e.json"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    with pytest.raises(SourceError, match=r"header drift: field\(s\) .*asset_mgr_positions_long.* missing"):
+        cftc.parse_api(path.read_bytes(), str(path), markets=["239747"])

@@ -125,6 +125,7 @@ def expected_rows(data_dir, monkeypatch) -> dict[str, dict[str, int]]:
     return versions
 
 
+@pytest.mark.slow
 def test_writers_take_turns_and_readers_see_only_whole_versions(tmp_path, data_dir, monkeypatch):
     versions = expected_rows(data_dir, monkeypatch)
     env = regime_env(data_dir)
@@ -234,6 +235,7 @@ def _alerts(data_dir) -> list[tuple]:
     return list(frame[["alert_key", "state", "attempts"]].itertuples(index=False, name=None))
 
 
+@pytest.mark.slow
 def test_two_alert_runs_at_once_mail_the_pending_alerts_once(tmp_path, data_dir):
     pending = _alerts(data_dir)
     assert pending and {s for _, s, _ in pending} == {"pending"}

@@ -106,6 +106,7 @@ def test_every_wrong_number_case_names_a_test_that_exists():
     assert named and missing == []
 
 
+@pytest.mark.slow
 def test_the_generator_is_deterministic(tmp_path):
     spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
     module = importlib.util.module_from_spec(spec)

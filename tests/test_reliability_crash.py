@@ -239,6 +239,7 @@ def crash_mirror(tmp_path) -> Path:
     return mirror
 
 
+@pytest.mark.slow
 def test_kill_anywhere_then_rerun(tmp_path, crash_mirror, monkeypatch):
     data, reference = tmp_path / "data", tmp_path / "reference"
     env = regime_env(data, crash_mirror)

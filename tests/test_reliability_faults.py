@@ -76,6 +76,7 @@ def test_a_slow_answer_within_the_timeout_succeeds(live_rut):
     assert [p for p, _ in up.requests] == [path]  # one request, no retry
 
 
+@pytest.mark.slow
 def test_a_slow_answer_beyond_the_timeout_is_retried_then_fails_clearly():
     with Upstream() as up:
         url = up.route("/slow.csv", GOOD, delay=0.6)
@@ -89,6 +90,7 @@ def test_a_slow_answer_beyond_the_timeout_is_retried_then_fails_clearly():
     assert 3 * 0.2 + 0.5 + 1.0 <= elapsed < 10  # three timeouts and the backoff between them (0.5 s, 1 s)
 
 
+@pytest.mark.slow
 def test_connection_resets_are_retried_and_the_file_lands(live_rut):
     up, path, settings = live_rut
     up.routes[path] = _ResetThenServe(2, GOOD)
@@ -98,6 +100,7 @@ def test_connection_resets_are_retried_and_the_file_lands(live_rut):
     assert (settings.raw_dir / "cboe" / f"as_of={SAMPLE_LAST}" / "RUT_History.csv").read_bytes() == GOOD
 
 
+@pytest.mark.slow
 def test_connection_resets_every_time_fail_clearly_with_nothing_written(live_rut):
     from regime.ingest import IngestError
 
@@ -110,6 +113,7 @@ def test_connection_resets_every_time_fail_clearly_with_nothing_written(live_rut
     assert not settings.lake_dir.exists() or not any(settings.lake_dir.rglob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_429_retry_after_is_honoured(live_rut):
     up, path, settings = live_rut
     up.route(path, responses=[(429, b"slow down"), (200, GOOD)], headers={"Retry-After": "1.5"})
@@ -182,6 +186,7 @@ def test_a_body_cut_short_once_is_fetched_again_and_lands_whole(live_rut, monkey
     assert (settings.raw_dir / "cboe" / f"as_of={SAMPLE_LAST}" / "RUT_History.csv").read_bytes() == GOOD
 
 
+@pytest.mark.slow
 def test_a_body_cut_short_every_time_fails_the_ingest_clearly_with_nothing_written(live_rut, monkeypatch):
     from regime.ingest import IngestError
 
@@ -300,6 +305,7 @@ def _outbox(settings) -> list[tuple]:
     return list(frame[["alert_key", "state", "attempts"]].itertuples(index=False, name=None))
 
 
+@pytest.mark.slow
 def test_smtp_refusing_then_accepting_loses_nothing_and_mails_once(published, monkeypatch):
     script = ["rcpt 421 4.3.2 Service not available, closing transmission channel",
               "data 451 4.3.0 Temporary failure, try again later"]
@@ -329,6 +335,7 @@ def test_smtp_refusing_then_accepting_loses_nothing_and_mails_once(published, mo
         assert f"{words.reading_name(alert.indicator, alert.subject)}: " in text
 
 
+@pytest.mark.slow
 def test_a_recipient_refused_for_a_while_still_gets_the_mail_once(published, monkeypatch):
     monkeypatch.setenv("REGIME_ALERT_TO", "analyst@example.test,desk@example.test")
     settings = get_settings()
@@ -342,6 +349,7 @@ def test_a_recipient_refused_for_a_while_still_gets_the_mail_once(published, mon
     assert {s for _, s, _ in _outbox(settings)} == {"sent"}
 
 
+@pytest.mark.slow
 def test_a_recipient_refused_for_good_keeps_the_alert_failed_and_says_who(published, monkeypatch):
     monkeypatch.setenv("REGIME_ALERT_TO", "analyst@example.test,nobody@example.test")
     settings = get_settings()
@@ -449,6 +457,7 @@ def _timed_out_then_mailed_once(published, monkeypatch, server, match: str) -> f
     return took
 
 
+@pytest.mark.slow
 def test_an_smtp_server_that_never_greets_times_out_connecting_and_loses_nothing(published, monkeypatch):
     """It accepts the connection and says nothing: before, each run waited 6 x 30 s (the provider's retries) and
     then said "Unable to connect"; now one wait of REGIME_SMTP_CONNECT_TIMEOUT and a message that says so."""
@@ -461,6 +470,7 @@ def test_an_smtp_server_that_never_greets_times_out_connecting_and_loses_nothing
     assert 0.9 < took < 20
 
 
+@pytest.mark.slow
 def test_an_smtp_server_silent_after_the_message_times_out_sending(published, monkeypatch):
     """It takes the whole message and never answers: the send deadline ends the run, the alerts stay failed (the
     mail may have arrived: the next run mails them again rather than lose them)."""
@@ -473,6 +483,7 @@ def test_an_smtp_server_silent_after_the_message_times_out_sending(published, mo
     assert 0.9 < took < 20
 
 
+@pytest.mark.slow
 def test_an_smtp_server_answering_each_line_slowly_is_cut_off_by_the_send_deadline(published, monkeypatch):
     """Every answer comes 0.4 s late, well within the per-operation timeout, but a transaction of five commands
     (EHLO, MAIL, RCPT, DATA, the data) takes 2 s: beyond the 1 s send deadline, so it times out."""

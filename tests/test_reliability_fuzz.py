@@ -146,6 +146,7 @@ def check_etf(frame: pd.DataFrame) -> None:
 
 @FUZZ
 @given(EDITS)
+@pytest.mark.slow
 def test_cboe_parse(edits):
     data = mutate(SEED["cboe/valid.csv"], edits)
     expect_frame_or_source_error(lambda d: cboe.parse(d, "RUT", "fuzz", today=TODAY), data, check_cboe, "cboe")
@@ -236,6 +237,7 @@ def test_cftc_parse_zip_with_a_mutated_member(edits):
 
 @FUZZ
 @given(st.lists(st.one_of(EDIT.filter(lambda e: e[0] in ("flip", "token", "truncate"))), min_size=1, max_size=3))
+@pytest.mark.slow
 def test_cftc_parse_zip_with_a_damaged_container(edits):
     expect_frame_or_source_error(_parse_zip, mutate(SEED["cftc/valid.zip"], edits), check_cftc, "cftc")
 
@@ -285,6 +287,7 @@ def _dumps(value) -> bytes:
 
 @FUZZ
 @given(st.lists(RECORD_EDIT, min_size=1, max_size=4), st.lists(EDIT, max_size=2))
+@pytest.mark.slow
 def test_cftc_parse_api(record_edits, byte_edits):
     records = edit_records(json.loads(SEED["cftc/valid_api.json"]), record_edits)
     data = mutate(_dumps(records), byte_edits)
@@ -333,6 +336,7 @@ CELL_EDIT = EDIT.filter(lambda e: e[0] in ("flip", "token", "truncate"))
 
 @settings(FUZZ, max_examples=60)
 @given(st.lists(ROW_EDIT, max_size=3), st.lists(CELL_EDIT, max_size=2))
+@pytest.mark.slow
 def test_etf_parse_navhist_xlsx_with_mutated_rows(row_edits, byte_edits):
     with zipfile.ZipFile(io.BytesIO(SEED["etf/valid.xlsx"])) as archive:
         xml = archive.read("xl/worksheets/sheet1.xml")

@@ -65,6 +65,7 @@ def assert_same(before: dict, after: dict) -> None:
             assert after["warehouse"][table] == digest, table
 
 
+@pytest.mark.slow
 def test_the_same_date_twice_gives_the_same_lake_and_warehouse(tmp_path_factory, sample_env):
     shutil.copytree(published_sample(tmp_path_factory), sample_env)  # the first run
     settings = get_settings()
@@ -88,6 +89,7 @@ def test_the_same_date_twice_gives_the_same_lake_and_warehouse(tmp_path_factory,
     assert not list(settings.build_dir.glob("warehouse-*"))
 
 
+@pytest.mark.slow
 def test_a_backfill_twice_gives_the_same_lake_and_warehouse(tmp_path_factory, sample_env):
     settings = get_settings()
     start, end = date(2024, 7, 1), SAMPLE_LAST

@@ -88,6 +88,7 @@ def test_the_secret_scanner_finds_what_it_looks_for():
     assert find_secrets("    SMTP_PASSWORD: hunter2-" + "x")
 
 
+@pytest.mark.slow
 def test_no_secrets_in_the_repository():
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=PROJECT,
                             capture_output=True, check=True).stdout.decode().split("\0")
@@ -134,6 +135,7 @@ def published(tmp_path_factory, regime_env, settings):
     return settings
 
 
+@pytest.mark.slow
 def test_no_secret_in_a_runs_logs_state_or_files(published, monkeypatch, caplog, capfd):
     """A live ingest that retries (URLs logged) and an alert mailed through an SMTP server that wants a login:
     the SMTP password is in the Airflow connection only, and nowhere in the logs, the outbox or the data dir."""
@@ -186,6 +188,7 @@ def test_credentials_in_the_live_base_url_are_refused_without_echoing_them(monke
 # ------------------------------------------------------------------------------------------------ bound parameters
 
 
+@pytest.mark.slow
 def test_hostile_names_through_the_cli_and_answers_are_data(published, capsys):
     path = published.warehouse_path
     before = warehouse_digest(path)
@@ -219,6 +222,7 @@ def test_hostile_names_through_the_cli_and_answers_are_data(published, capsys):
     ("use memory", False),
     ("select * from duckdb_secrets()", False),  # not even the (empty) secret store is read
 ])
+@pytest.mark.slow
 def test_regime_sql_on_the_real_warehouse_reads_nothing_else(published, capsys, query, answered):
     """What tests/test_cli.py does not try: file-reading table functions on the data dir, CALL, DETACH, USE."""
     before = warehouse_digest(published.warehouse_path)
@@ -248,6 +252,7 @@ def test_configured_symbols_are_checked_and_kept_apart(monkeypatch):
     assert settings.cftc_markets == ("13874A", "090741")
 
 
+@pytest.mark.slow
 def test_a_hostile_group_member_reaching_sql_is_only_a_value(published):
     """Even past the configuration check, the ETF groups reach SQL as bound list parameters."""
     settings = dataclasses.replace(published, small_caps=("IWM", HOSTILE), large_caps=(HOSTILE, "SPY"))

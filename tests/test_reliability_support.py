@@ -113,10 +113,14 @@ def warehouse_digest(path: Path) -> dict[str, tuple]:
 
 def same_checks(before: frozenset, after: frozenset) -> None:
     """The validation log of a rerun: every check of the first run again, with the same outcome, plus only the
-    "rows never fewer" checks (expect_table_row_count_to_be_between), which need a previously published build."""
+    "rows never fewer" checks (expect_table_row_count_to_be_between), which need a previously published build, and
+    the passing whole-table invariants of an update's gate (a rerun updates the warehouse: docs/validation.md)."""
     assert before <= after
     added = after - before
-    assert all(row[2].startswith("expect_table_row_count_to_be_between(") and row[4] == 1 for row in added), added
+    table_checks = ("expect_table_row_count_to_be_between(", *(f"expect_column_values_to_be_between(column={c}," for c
+                                                              in ("rows", "null_keys", "duplicate_keys")),
+                    *(f"expect_column_values_to_be_null(column={c})" for c in ("latest_after_as_of", "stale_series")))
+    assert all(row[2].startswith(table_checks) and row[4] == 1 for row in added), added
 
 
 def build_info(path: Path) -> dict:

@@ -252,6 +252,7 @@ def screenshot(page: Path, tmp: Path, name: str) -> tuple[Path, list[str]]:
 
 # --- the tests ----------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_report_has_every_section_and_is_self_contained(report):
     assert report.name == f"{AS_OF.isoformat()}.html"
     assert not [p for p in report.parent.iterdir() if p != report], "a temporary file was left behind"
@@ -296,6 +297,7 @@ def test_report_content_reads_like_the_warehouse(report):
     assert "Russell 2000 E-mini · leveraged funds" in summary
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(report, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
@@ -318,6 +320,7 @@ def test_report_in_headless_chromium(report, tmp_path):
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_console_detector_catches_a_script_error(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><html><body><p>x</p><script>throw new Error('boom')</script></body></html>")
@@ -329,6 +332,7 @@ def test_console_detector_catches_a_script_error(tmp_path):
     assert messages == []
 
 
+@pytest.mark.slow
 def test_missing_options_etf_cftc_say_no_data(history, tmp_path):
     prices, indicators, extremes = history
     keep = ~indicators["indicator"].isin(OPTIONS_ETF_CFTC)
@@ -347,6 +351,7 @@ def test_missing_options_etf_cftc_say_no_data(history, tmp_path):
     assert "Russell 2000 E-mini" not in text  # no positioning row in the headline table either
 
 
+@pytest.mark.slow
 def test_warehouse_without_extremes_and_regime_renders(zscore_warehouse, tmp_path):
     text = render_report(zscore_warehouse, AS_OF, tmp_path / "reports").read_text(encoding="utf-8")
     assert "No data for the regime label" in text
@@ -388,6 +393,7 @@ def test_long_history_is_thinned():
     assert charts.relative_performance(data) is None  # nothing to draw: the caller says "no data"
 
 
+@pytest.mark.slow
 def test_write_report_goes_to_the_data_dir(zscore_warehouse, tmp_path, monkeypatch):
     import shutil
 
@@ -404,6 +410,7 @@ def test_write_report_goes_to_the_data_dir(zscore_warehouse, tmp_path, monkeypat
     assert sorted(p.name for p in first.parent.iterdir()) == ["2024-07-16.html"]
 
 
+@pytest.mark.slow
 def test_the_days_headlines_open_the_report(full_warehouse, tmp_path):
     """marts.headlines of the as-of date, in rank order, right under the header; other days' are not shown."""
     import shutil

@@ -35,6 +35,7 @@ def _published_revisions(settings):
         con.close()
 
 
+@pytest.mark.slow
 def test_a_2023_close_revised_30_percent_blocks_until_accepted(published, mirror, tmp_path):
     before = file_digest(published.warehouse_path)
     rut = _edit_rut(mirror, RUT_2023_05_10, RUT_2023_05_10_REVISED)
@@ -76,6 +77,7 @@ def test_a_2023_close_revised_30_percent_blocks_until_accepted(published, mirror
         con.close()
 
 
+@pytest.mark.slow
 def test_a_revision_taken_back_upstream_no_longer_blocks(published, mirror):
     _edit_rut(mirror, RUT_2023_05_10, RUT_2023_05_10_REVISED)
     pipeline.ingest("index_prices", SAMPLE_LAST, published)
@@ -87,6 +89,7 @@ def test_a_revision_taken_back_upstream_no_longer_blocks(published, mirror):
     assert [w for w in summary["warnings"] if w.startswith("revisions:")]
 
 
+@pytest.mark.slow
 def test_a_small_revision_is_recorded_and_only_warned(published, mirror):
     rut = _edit_rut(mirror, "05/11/2023,1452.270020,1455.239990,1428.680054,1434.579956",
                     "05/11/2023,1452.270020,1455.239990,1428.680054,1435.000000")
@@ -103,6 +106,7 @@ def test_a_rerun_of_the_same_file_records_nothing(published):
     assert state.frames(published.state_dir)["revisions"].empty
 
 
+@pytest.mark.slow
 def test_a_saturday_row_blocks_and_the_corrected_file_removes_it(published, mirror):
     before = file_digest(published.warehouse_path)
     saturday = "07/13/2024,2126.739990,2126.739990,2126.739990,2126.739990"
@@ -135,6 +139,7 @@ def test_a_truncated_file_drops_nothing_outside_its_dates(published, mirror):
 MARCH_2023 = ["03/01/2023", "03/02/2023", "03/03/2023", "03/06/2023", "03/07/2023", "03/08/2023", "03/09/2023"]
 
 
+@pytest.mark.slow
 def test_a_file_dropping_a_week_of_history_blocks_until_accepted(published, mirror, tmp_path):
     path = mirror / "cboe" / "RUT_History.csv"
     full = path.read_text()
@@ -162,6 +167,7 @@ def test_a_file_dropping_a_week_of_history_blocks_until_accepted(published, mirr
     assert [w for w in summary["warnings"] if w.startswith("revisions:")]
 
 
+@pytest.mark.slow
 def test_five_rows_removed_only_warn(published, mirror):
     path = mirror / "cboe" / "RUT_History.csv"
     path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
@@ -200,6 +206,7 @@ def _with_revision(published, tmp_path, dataset, series, field, old, new):
     ("index_prices", "RUT", "open", 2000.0, None, False, "index_prices RUT 2024-07-10 open 2,000.00 -> empty by"),
     ("index_prices", "RUT", "open", None, 2000.0, False, "open empty -> 2,000.00 by upstream.file"),
 ])
+@pytest.mark.slow
 def test_revision_bounds_per_column(published, tmp_path, dataset, series, field, old, new, blocks, said):
     staging = _with_revision(published, tmp_path, dataset, series, field, old, new)
     args = (staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state")

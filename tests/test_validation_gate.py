@@ -38,15 +38,27 @@ def mirror_module(tmp_path_factory):
     return target
 
 
-def _copy_and_tamper(settings, tmp_path, sql: str) -> Path:
+# An update's gate validates the rows dated after meta.build_method.recomputed_after: every tampered row below is
+# dated after this (the day before, 2024-06-28, is a context row: the previous close of RUT's 2024-07-01 move)
+UPDATE_SINCE = "2024-06-28"
+AS_UPDATE = ("update meta.build_method set method = 'incremental', recomputed_after = '" + UPDATE_SINCE + "'")
+
+
+def _copy_and_tamper(settings, tmp_path, sql: str, path: str = "full") -> Path:
+    """A copy of the published warehouse with `sql` applied; with path "update" it is marked as an incremental
+    update that recomputed the rows dated after UPDATE_SINCE (the gate then validates those, and the whole-table
+    invariants)."""
     staging = tmp_path / "candidate.duckdb"  # not staging.duckdb: the catalog would shadow the schema
     shutil.copy(settings.warehouse_path, staging)
     con = duckdb.connect(str(staging))
     con.execute(sql)
+    if path == "update":
+        con.execute(AS_UPDATE)
     con.close()
     return staging
 
 
+@pytest.mark.slow
 def test_the_sample_passes_every_suite_and_is_published(published):
     settings, summary = published
     assert summary["checks"] > 90 and summary["warnings"] == []
@@ -97,11 +109,23 @@ def test_the_sample_passes_every_suite_and_is_published(published):
      "record flags and since-dates agree"),
     (regime_daily, "update marts.regime_daily set label = 'bullish' where date = '2024-07-17'",
      "labels come from documented rules"),
+    (regime_daily, "insert into marts.regime_daily select * replace (date + 1 as date) from marts.regime_daily "
+                   "where date = '2024-07-17'", "after the run's as-of date"),
+    (indicators, "insert into marts.indicators select * replace (date + 1 as date) from marts.indicators "
+                 "where date = '2024-07-17' limit 1", "after the run's as-of date"),
+    (indicators, "insert into marts.indicators select * from marts.indicators where date = '2024-07-17' limit 1",
+     "expect_compound_columns_to_be_unique|keys unique"),
+    (extremes, "update marts.extremes set pct_rank = null where date = '2024-07-15'",
+     "extremes: expect_column_values_to_not_be_null"),
 ])
-def test_each_suite_rejects_bad_data(published, tmp_path, suite, sql, words):
+@pytest.mark.parametrize("path", ["full", "update"])
+@pytest.mark.slow
+def test_each_suite_rejects_bad_data(published, tmp_path, suite, sql, words, path):
+    """Each blocking check fires on a full build's gate (every row) and on an update's (the changed rows and the
+    whole-table invariants)."""
     settings, _ = published
     before = file_digest(settings.warehouse_path)
-    staging = _copy_and_tamper(settings, tmp_path, sql)
+    staging = _copy_and_tamper(settings, tmp_path, sql, path)
     with pytest.raises(ValidationFailed, match=words) as err:
         validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state", published=settings.warehouse_path,
                        suites=(suite,))
@@ -113,6 +137,7 @@ def test_each_suite_rejects_bad_data(published, tmp_path, suite, sql, words):
     assert len(failed) >= 1 and failed["dataset"].eq(suite.NAME).all()  # which dataset, which check, samples
 
 
+@pytest.mark.slow
 def test_a_failed_run_publishes_nothing_and_keeps_the_record(published, tmp_path):
     settings, _ = published
     before = file_digest(settings.warehouse_path)
@@ -126,6 +151,7 @@ def test_a_failed_run_publishes_nothing_and_keeps_the_record(published, tmp_path
     assert set(failed["dataset"]) == {"prices"} and failed["expectation"].str.contains("column=close").any()
 
 
+@pytest.mark.slow
 def test_known_vix_defects_warn_without_blocking(published, tmp_path):
     settings, _ = published
     # the documented defect of Cboe's VIX history: an OPEN above the day's HIGH (the close within its range)
@@ -136,6 +162,7 @@ def test_known_vix_defects_warn_without_blocking(published, tmp_path):
     assert any("documented exception" in w.note for w in report.warnings)
 
 
+@pytest.mark.slow
 def test_stale_sources_are_warnings_that_name_the_source(published, tmp_path):
     settings, _ = published
     staging = _copy_and_tamper(settings, tmp_path, "delete from staging.etf_nav where ticker = 'SPY' "
@@ -146,6 +173,7 @@ def test_stale_sources_are_warnings_that_name_the_source(published, tmp_path):
     assert stale.sample == ["SPY last 2024-07-01"] * len(stale.sample)
 
 
+@pytest.mark.slow
 def test_an_earlier_as_of_rebuild_may_hold_fewer_rows(published, tmp_path):
     settings, _ = published
     staging = pipeline.build(date(2024, 7, 10), settings)

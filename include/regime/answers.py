@@ -493,3 +493,48 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list
         return names, cursor.fetchall()
     except duckdb.Error as exc:
         raise AnswerError(f"query failed: {first_line(exc)}") from None
+
+
+# ---------------------------------------------------------------- what happened next
+
+
+def analogs(con: duckdb.DuckDBPyConnection, indicator: str, subject: str, day: date | None = None,
+            threshold: float | None = None):
+    """The past episodes like the reading's on `day` (default: its latest), regime.analogs.Analogs: at `threshold`
+    (a configured one of marts.episodes; default: the strictest the reading is beyond), each with its forward
+    returns as known on `day`."""
+    from regime import analogs as _analogs
+
+    indicator = resolve_indicator(con, indicator, subject)
+    subject = resolve_subject(con, indicator, subject)
+    if not has_table(con, "marts", "episodes"):
+        raise AnswerError("this warehouse has no marts.episodes (it was built before that table existed): "
+                          "rebuild it (make demo)")
+    if day is None:
+        day = latest_date(con, indicator, subject)
+    reading = since(con, indicator, subject, day)
+    configured = _analogs.thresholds(con, indicator, subject)
+    if not configured:
+        raise AnswerError(f"no episodes of {subject} {indicator} in marts.episodes: it has no configured threshold,"
+                          " or never went beyond one")
+    order = {"level": 0, "percentile": 1, "record": 2}
+    ranked = sorted(configured, key=lambda c: (order.get(c[0], 9), abs(c[1]) if c[1] is not None else 0))
+    shown = ", ".join(dict.fromkeys(_threshold_option(kind, level) for kind, level, _ in ranked))
+    if threshold is not None and not any(_threshold_option(k, t) == _threshold_option("level", threshold)
+                                         or t == threshold for k, t, _ in configured):
+        raise AnswerError(f"no episodes of {subject} {indicator} at threshold {threshold:g}; "
+                          f"its thresholds: {shown}")
+    try:
+        return _analogs.find(con, indicator, subject, day, threshold)
+    except _analogs.NoEpisode:
+        level = "any of its thresholds" if threshold is None else f"±{abs(threshold):g}"
+        raise AnswerError(f"{words.reading_name(indicator, subject)} on {day} is "
+                          f"{words.value_text(indicator, reading.value)}: not beyond {level}, so there is no "
+                          f"episode to compare with (its thresholds: {shown})") from None
+
+
+def _threshold_option(kind: str, level: float | None) -> str:
+    """How a configured threshold is given to --threshold: '3' for ±3 levels, '0.99' for a percentile."""
+    if kind == "record":
+        return "records"
+    return f"{abs(level):g}" if kind == "level" else f"{level:g}"

@@ -3,6 +3,7 @@
     regime latest [--date D]                           the regime label, headline readings and records of a day
     regime since INDICATOR SUBJECT [--date D]          where a reading stands in its history, in plain words
     regime history INDICATOR SUBJECT [--start D] [--end D] [--csv]
+    regime analogs INDICATOR SUBJECT [--threshold X] [--date D] [--csv]   what followed the past episodes like it
     regime sql "SELECT …" [--csv]                      any reading query, on a read-only connection
 
 The warehouse is $REGIME_DATA_DIR/warehouse.duckdb (the pipeline's configuration); `--warehouse PATH` overrides
@@ -74,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first day (default: the first reading)")
     history.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last day (default: the last reading)")
     history.add_argument("--csv", action="store_true", help="CSV on stdout: date,indicator,subject,value")
+
+    analogs = commands.add_parser("analogs", parents=[common], help="what followed past episodes like today's",
+                                  description="The earlier episodes of INDICATOR SUBJECT beyond the same threshold "
+                                              "as the reading of --date (marts.episodes), each with the forward "
+                                              "5/20/60-session returns of the index and of small minus large as "
+                                              "known on that date, then a summary per horizon.")
+    analogs.add_argument("indicator", help="e.g. zscore_50d")
+    analogs.add_argument("subject", help="e.g. RUT")
+    analogs.add_argument("--threshold", type=float, metavar="X",
+                         help="a configured threshold, e.g. 3 (±3σ) or 0.99 (a percentile); default: the strictest "
+                              "the reading is beyond")
+    analogs.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
+                         help="the day (default: the latest with a reading of INDICATOR SUBJECT)")
+    analogs.add_argument("--csv", action="store_true", help="CSV on stdout: one row per earlier episode")
 
     sql = commands.add_parser("sql", parents=[common], help="run one read-only query",
                               description="Run one reading statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, "
@@ -226,6 +241,46 @@ def cmd_history(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: O
               right={1})
 
 
+def cmd_analogs(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
+    from regime import analogs
+
+    found = answers.analogs(con, args.indicator, args.subject, args.date, args.threshold)
+    horizons = analogs.FORWARD_HORIZONS
+    if args.csv:
+        names = ["indicator", "subject", "kind", "threshold", "side", "start_date", "end_date", "sessions",
+                 "peak_date", "peak_value", "index", *(f"index_fwd_{h}d" for h in horizons), "pair",
+                 *(f"pair_fwd_{h}d" for h in horizons)]
+        write_csv(out.stream, names, [
+            (found.indicator, found.subject, found.kind, found.threshold, found.side, e.start_date, e.end_date,
+             e.sessions, e.peak_date, e.peak_value, found.index, *(e.index_returns.get(h) for h in horizons),
+             found.pair, *(e.pair_returns.get(h) for h in horizons)) for e in found.earlier])
+        return
+    what = words.episode_text(found.indicator, found.subject, found.kind, found.threshold, found.side)
+    now = found.current
+    out.line(f"{what}: {len(found.earlier)} earlier episode{'' if len(found.earlier) == 1 else 's'} before the one "
+             f"that started on {now.start_date} ({words.value_text(found.indicator, found.value)} on {found.day}, "
+             f"its {words.ordinal(now.sessions)} session; peak so far "
+             f"{words.value_text(found.indicator, now.peak_value)} on {now.peak_date})", style="bold")
+    if found.earlier:
+        columns = ["start", "end", "sessions", "peak", *(f"{found.index} {h}d" for h in horizons),
+                   *(f"{found.pair.replace('/', '−')} {h}d" for h in horizons)]
+        rows = [(e.start_date.isoformat(), e.end_date.isoformat(), str(e.sessions),
+                 f"{words.value_text(found.indicator, e.peak_value)} {e.peak_date}",
+                 *(words.forward_text(found.index, e.index_returns.get(h)) for h in horizons),
+                 *(words.forward_text(found.pair, e.pair_returns.get(h)) for h in horizons)) for e in found.earlier]
+        out.table(columns, rows, right={2, *range(4, len(columns))})
+        out.line(f"Forward returns from the close of each episode's first session, as known on {found.day}"
+                 " (— : not known then).", style="dim")
+    out.line()
+    for which in ("index", "pair"):
+        for h in horizons:
+            s = analogs.summarize(found, which, h)
+            out.line(words.analog_summary(s.subject, h, s.count, s.median, s.negative, s.best, s.worst))
+    caveat = words.analog_caveat(len(found.earlier), analogs.MIN_EPISODES)
+    if caveat:
+        out.line(caveat, style="bold yellow")
+
+
 def cmd_sql(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
     query = sys.stdin.read() if args.query == "-" else args.query
     names, rows = answers.run_query(con, query)
@@ -239,7 +294,7 @@ def cmd_sql(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Outpu
     out.line(f"({len(rows)} row{'' if len(rows) == 1 else 's'})", style="dim")
 
 
-COMMANDS = {"latest": cmd_latest, "since": cmd_since, "history": cmd_history, "sql": cmd_sql}
+COMMANDS = {"latest": cmd_latest, "since": cmd_since, "history": cmd_history, "analogs": cmd_analogs, "sql": cmd_sql}
 
 
 # ---------------------------------------------------------------- printing

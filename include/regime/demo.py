@@ -62,7 +62,8 @@ def _mirror_files(settings: Settings):
 
         yield CFTC_TFF, None, "cftc", cftc.file_name(year), parse_cftc
     for ticker in settings.etf_tickers:
-        yield ETF_NAV, ticker, etf.folder(ticker), etf.file_name(ticker), \
+        layout = etf.locate(settings.mirror_dir, ticker).layout  # the issuer's file, else the SSGA layout
+        yield ETF_NAV, ticker, etf.folder(ticker, layout), etf.file_name(ticker, layout), \
             lambda data, where, t=ticker: {t: etf.parse(data, where, t)["date"]}
     folder = settings.mirror_dir / occ.FOLDER
     days = sorted(date.fromisoformat(p.name) for p in folder.glob("*")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from urllib.parse import urlsplit, urlunsplit
 
@@ -300,21 +300,56 @@ def ingest_cftc(settings: Settings, as_of: date) -> IngestResult:
 
 
 def ingest_etf(settings: Settings, as_of: date) -> IngestResult:
+    """Each ticker from its issuer's file (etf.LISTINGS): live, over HTTP where the issuer has a public GET URL, a
+    mirror-only ticker (QQQ, VTWO) from the mirror folder when an operator placed its file there; in mirror mode
+    the issuer's file or else the SSGA-layout file (etf.locate). A ticker not obtained is a warning naming the side
+    of the flow spread that lacks it; no ticker at all fails the ingest like Cboe's (IngestError), except for a
+    mirror with no etf/ folder, which carries no ETF data (the reference mirror): one warning."""
     result = IngestResult(dataset=datasets.ETF_NAV.name, as_of=as_of)
 
     def parser(ticker: str):
         return lambda data, location: etf.parse(data, location, ticker)
 
-    items = [Item(t, etf.folder(t), etf.file_name(t), _etf_url(t), parser(t)) for t in settings.etf_tickers]
-    frames = collect(settings, as_of, etf.SOURCE, items, result)
+    def item(ticker: str) -> Item:
+        live = settings.source == "live" and etf.live_url(ticker)
+        option = etf.listing(ticker) if live else etf.locate(settings.mirror_dir, ticker)
+        return Item(ticker, etf.folder(ticker, option.layout), etf.file_name(ticker, option.layout),
+                    etf.live_url(ticker) or "", parser(ticker))
+
+    items = [item(t) for t in settings.etf_tickers]
+    frames = []
+    if settings.source == "live":  # a mirror-only ticker: read from the mirror folder if its file is there
+        offline = [i for i in items if not i.url]
+        for i in offline:
+            if not (settings.mirror_dir / i.folder / i.name).exists():
+                log.warning("etf: %s has no public live source (%s): place %s/%s in REGIME_MIRROR_DIR; skipped",
+                            i.label, etf.url(i.label), i.folder, i.name)
+                result.missing.append(i.label)
+        mirrored = [i for i in offline if i.label not in result.missing]
+        if mirrored:
+            frames += collect(replace(settings, source="mirror"), as_of, etf.SOURCE, mirrored, result)
+        items = [i for i in items if i.url]
+    frames += collect(settings, as_of, etf.SOURCE, items, result)
+    if not frames:
+        where = settings.mirror_dir / "etf"
+        if settings.source == "mirror" and not where.exists():
+            log.warning("etf: the mirror %s has no etf/ folder: no ETF data in it, skipped", settings.mirror_dir)
+            return result
+        raise IngestError(f"etf: none of {list(settings.etf_tickers)} found in the {settings.source} source "
+                          f"(missing: {', '.join(result.missing) or 'none'})")
+    _warn_spread_gaps(settings, result)
     return store(settings, datasets.ETF_NAV, frames, result, _until("date", as_of))
 
 
-def _etf_url(ticker: str) -> str:
-    try:
-        return etf.url(ticker)
-    except SourceError:  # an issuer format with no public GET URL: mirror only
-        return ""
+def _warn_spread_gaps(settings: Settings, result: IngestResult) -> None:
+    """One warning per ticker not obtained, naming the side of the small-large flow spread it leaves short."""
+    for ticker in result.missing:
+        side = "small-cap" if ticker in settings.small_caps else "large-cap" if ticker in settings.large_caps \
+            else None
+        if side:
+            log.warning("etf: %s not obtained: the %s side of the ETF flow spread lacks it", ticker, side)
+        else:
+            log.warning("etf: %s not obtained", ticker)
 
 
 INGESTERS = {

@@ -248,7 +248,7 @@ def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
 def build(settings: Settings, as_of: date) -> Path:
     """Build every model into a new staging file and return its path (nothing is published). Each step is logged
     with its rows and seconds (as `extra` step/table/rows/seconds on the log record: benchmarks/run.py reads them)."""
-    from regime import extremes
+    from regime import analogs, extremes
     from regime.indicators import REGIME_RULES
 
     settings.build_dir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +271,7 @@ def build(settings: Settings, as_of: date) -> Path:
         register_words(con)
         rows = run_model(con, "marts.headlines", "marts/headlines.sql", {**params, "since": FULL})
         clock = _done("headlines", "marts.headlines", rows, clock)
+        clock = _done("analogs", "marts.forward_returns, marts.episodes", analogs.build(con, params), clock)
         _finish(con, settings, as_of, None, fingerprint(settings), journals)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"full build as of {as_of}", None, started)
@@ -293,8 +294,9 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
     which every staging table is unchanged, at most the previous as-of date, and at most MAX_INCREMENTAL_DAYS before
     `as_of`. Every row dated after `since` is deleted and recomputed: indicators from their look-back rows only
     (insert_readings), marts.extremes from its state tables (extremes.update), marts.regime_daily for the new
-    sessions, marts.headlines for the days after `since`. Every row dated up to `since` is kept: it depends only on
-    lake rows dated up to `since`.
+    sessions, marts.headlines for the days after `since`, marts.forward_returns ending after `since` and
+    marts.episodes whole (regime.analogs.update). Every row dated up to `since` is kept: it depends only on lake rows
+    dated up to `since`.
 
     `spare` (pipeline.build passes spare_path(settings)): the file published before `previous`, which publish()
     keeps. Where it passes the same checks, is within MAX_INCREMENTAL_DAYS of `as_of`, has no other name and no
@@ -302,7 +304,7 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
     failed update never leaves a half-updated spare): no copy of the whole file, whose writing and flushing grew
     with the history. It is one publication older, so its update recomputes one more day.
     """
-    from regime import extremes
+    from regime import analogs, extremes
     from regime.indicators import REGIME_RULES
 
     started = time.perf_counter()
@@ -357,6 +359,7 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
         sql = read_sql("marts/headlines.sql")
         rows = scalar(con, f"insert into marts.headlines {sql}", bind(sql, {**params, "since": since}))
         clock = _done("headlines", "marts.headlines", rows, clock)
+        clock = _done("analogs", "marts.forward_returns, marts.episodes", analogs.update(con, params, since), clock)
         _finish(con, settings, as_of, since, wanted["fingerprint"], journals, checked)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"update from {built['as_of']} to {as_of}, recomputed after {since}", None, started)
@@ -596,14 +599,14 @@ def fingerprint(settings: Settings) -> str:
     import numpy
     import pyarrow
 
-    from regime import extremes, indicators, words
+    from regime import analogs, extremes, indicators, words
     from regime.indicators import REGIME_RULES
 
     digest = hashlib.sha256()
     for folder in ("staging", "marts", "intermediate", "indicators"):
         for path in sorted((SQL_DIR / folder).rglob("*.sql")):
             digest.update(f"{path.relative_to(SQL_DIR)}\0".encode() + path.read_bytes())
-    for module in (datasets, extremes, indicators, words):  # words: the sentences of marts.headlines
+    for module in (datasets, extremes, indicators, words, analogs):  # words: headlines; analogs: its thresholds
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     digest.update(json.dumps({

@@ -365,3 +365,60 @@ def records_text(records: str) -> str:
         elif item:
             out.append(item)
     return "; ".join(out)
+
+
+# ---------------------------------------------------------------- what happened next (regime.analogs)
+
+
+def threshold_text(indicator: str, kind_: str, threshold: float | None, side_: str) -> str:
+    """An episode's threshold (marts.episodes): 'at or above +3.00σ', 'at or below its 1st percentile',
+    'at a record high'."""
+    where = "above" if side_ == "high" else "below"
+    if kind_ == "record":
+        return f"at a record {side_}"
+    if kind_ == "percentile":
+        return f"at or {where} its {percentile(threshold)} (in its history to date)"
+    return f"at or {where} {value_text(indicator, threshold)}"
+
+
+def episode_text(indicator: str, subject: str, kind_: str, threshold: float | None, side_: str) -> str:
+    """'Russell 2000 z-score vs its 50-day average at or above +3.00σ'."""
+    return f"{reading_name(indicator, subject)} {threshold_text(indicator, kind_, threshold, side_)}"
+
+
+def forward_name(subject: str) -> str:
+    """Whose forward returns: 'Russell 2000', 'Russell 2000 minus S&P 500'."""
+    if "/" in subject:
+        small, _, large = subject.partition("/")
+        return f"{subject_name(small)} minus {subject_name(large)}"
+    return subject_name(subject)
+
+
+def forward_text(subject: str, value: Any) -> str:
+    """A forward return in its unit: '+1.23%' for an index, '+1.23 pp' for small minus large."""
+    return value_text("rel_ret_5d" if "/" in subject else "ret_5d", value)
+
+
+def analog_summary(subject: str, horizon: int, count: int, median: float | None, negative: int,
+                   best: tuple[Any, float] | None, worst: tuple[Any, float] | None) -> str:
+    """What followed the earlier episodes, in one line: 'Russell 2000 over the 20 sessions after the start of 7
+    earlier episodes: median -0.71%, negative 5 times of 7 (71%), best +12.65% (1991-01-30), worst -9.59%
+    (2021-11-05)'. `best` and `worst` are (episode start, return)."""
+    what = f"{forward_name(subject)} over the {horizon} sessions after the start"
+    if not count:
+        return f"{what} of an earlier episode: not known for any"
+    share = f"{negative / count:.0%}"
+    return (f"{what} of {_plural(count, 'earlier episode')}: median {forward_text(subject, median)}, "
+            f"negative {negative} time{'' if negative == 1 else 's'} of {count} ({share}), "
+            f"best {forward_text(subject, best[1])} ({as_date(best[0])}), "
+            f"worst {forward_text(subject, worst[1])} ({as_date(worst[0])})")
+
+
+def analog_caveat(count: int, minimum: int) -> str | None:
+    """The caveat printed with fewer than `minimum` earlier episodes (None otherwise)."""
+    if count >= minimum:
+        return None
+    if count == 0:
+        return "No earlier episode: nothing to compare with."
+    return (f"Caveat: only {_plural(count, 'earlier episode')} (fewer than {minimum}): too few to say what usually "
+            "follows.")

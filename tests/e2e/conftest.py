@@ -27,7 +27,9 @@ FIRST = ("test_celery.py",)            # the modules of this package that run be
 
 def pytest_collection_modifyitems(items):
     """test_celery.py's tests first among this package's (the rest keep their order): its stack is stopped at the end
-    of its module, before the package-scoped `stack` is started by the next module."""
+    of its module, before the package-scoped `stack` is started by the next module. Under pytest-xdist the package is
+    one work unit (tests/conftest.py, SHARED_WORKER): one worker runs all of it, in this order, so at most one stack
+    runs at a time and `stack` is set up once."""
     here = Path(__file__).parent
     positions = [i for i, item in enumerate(items) if item.path.parent == here]
     ours = [items[i] for i in positions]
@@ -98,18 +100,36 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def pytest_terminal_summary(terminalreporter):
-    """One line per measurement and stack (the whole JSON is in each stack's metrics.json)."""
+def _summary_lines() -> list[str]:
+    """One line per measurement and stack (the whole JSON is in each stack's metrics.json); a line starting with
+    "-- " is a heading."""
+    lines = []
     for fixture, airflow in _STACK.items():
         m = airflow.metrics
         if not m.get("start"):
             continue
-        terminalreporter.write_sep("-", f"e2e {fixture} ({airflow.executor}) metrics: {airflow.root / 'metrics.json'}")
-        terminalreporter.write_line(f"start (s): {json.dumps(m['start'])}")
+        lines.append(f"-- e2e {fixture} ({airflow.executor}) metrics: {airflow.root / 'metrics.json'}")
+        lines.append(f"start (s): {json.dumps(m['start'])}")
         for name, run in m["runs"].items():
-            terminalreporter.write_line(f"run {name}: {run['state']}, trigger to end {run['trigger_to_end_s']} s "
-                                        f"(start to end {run['start_to_end_s']} s), tasks (s): "
-                                        f"{json.dumps(run['tasks_s'])}")
-        terminalreporter.write_line(f"memory peak: {json.dumps(m.get('memory_peak'))}")
+            lines.append(f"run {name}: {run['state']}, trigger to end {run['trigger_to_end_s']} s "
+                         f"(start to end {run['start_to_end_s']} s), tasks (s): {json.dumps(run['tasks_s'])}")
+        lines.append(f"memory peak: {json.dumps(m.get('memory_peak'))}")
         if m.get("stop"):
-            terminalreporter.write_line(f"stop: {json.dumps(m['stop'])}")
+            lines.append(f"stop: {json.dumps(m['stop'])}")
+    return lines
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist the stacks ran in a worker: their lines go to the controller, which prints them
+    (tests/conftest.py, pytest_testnodedown)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["summary_lines"] = _summary_lines()
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _summary_lines():
+        if line.startswith("-- "):
+            terminalreporter.write_sep("-", line[3:])
+        else:
+            terminalreporter.write_line(line)

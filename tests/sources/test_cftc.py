@@ -215,6 +215,7 @@ def test_sample_layout_matches_real_2024(sample_zips):
 # --- the sample data --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sample_is_deterministic_and_parses(tmp_path, sample_zips):
     paths = sample.generate(tmp_path, np.random.default_rng(sample.SEED))
     assert [p.name for p in paths] == [f"fut_fin_txt_{y}.zip" for y in range(2019, 2025)]
@@ -410,6 +411,7 @@ def zip_bomb() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_zip_bomb_is_refused_before_reading(zip_bomb, monkeypatch):
     assert len(zip_bomb) < 1_000_000
 
@@ -596,12 +598,14 @@ def test_arbitrary_bytes_raise_only_source_error(data):
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=2048), st.text(max_size=2048).map(str.encode)))
+@pytest.mark.slow
 def test_arbitrary_member_raises_only_source_error(content):
     _only_source_error(cftc.parse_zip, make_zip({"FinFutYY.txt": content}))
 
 
 @FUZZ
 @given(st.data())
+@pytest.mark.slow
 def test_damaged_real_layout_zip_raises_only_source_error(sample_zips, data):
     raw = bytearray(sample_zips[2024])
     for _ in range(data.draw(st.integers(1, 4))):
@@ -612,6 +616,7 @@ def test_damaged_real_layout_zip_raises_only_source_error(sample_zips, data):
 
 @FUZZ
 @given(st.data())
+@pytest.mark.slow
 def test_damaged_member_text_raises_only_source_error(sample_text, data):
     text = sample_text[: 6000]
     at = data.draw(st.integers(0, len(text)))
@@ -631,6 +636,7 @@ field_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), s
 
 @FUZZ
 @given(json_values)
+@pytest.mark.slow
 def test_arbitrary_json_raises_only_source_error(value):
     _only_source_error(cftc.parse_api, json.dumps(value).encode())
 
@@ -638,6 +644,7 @@ def test_arbitrary_json_raises_only_source_error(value):
 @FUZZ
 @given(st.lists(st.fixed_dictionaries({f: field_values for f in [*cftc.API_FIELDS.values(), "futonly_or_combined"]}),
                 max_size=4))
+@pytest.mark.slow
 def test_api_shaped_records_raise_only_source_error(records):
     records = [{k: v for k, v in r.items() if v is not None} for r in records]
     _only_source_error(cftc.parse_api, json.dumps(records).encode())

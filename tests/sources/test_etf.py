@@ -237,6 +237,7 @@ def test_navhist_arbitrary_bytes_raise_only_source_error(data):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0, max_value=len(GOOD_BOOK) - 1), st.integers(min_value=1, max_value=255),
        st.booleans())
+@pytest.mark.slow
 def test_navhist_corrupted_workbooks_raise_only_source_error(position, flip, truncate):
     data = GOOD_BOOK[:position] if truncate else bytes(b ^ flip if i == position else b
                                                          for i, b in enumerate(GOOD_BOOK))
@@ -305,6 +306,7 @@ def test_fund_details_failures_name_the_file_and_the_problem(data, problem):
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
+@pytest.mark.slow
 def test_fund_details_arbitrary_bytes_raise_only_source_error(data):
     with contextlib.suppress(SourceError):
         details(data)
@@ -324,6 +326,7 @@ ENTRY = st.fixed_dictionaries({}, optional={
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ENTRY | JSON_VALUES, max_size=5), st.sampled_from(["QQQ", "qqq", None, 7]))
+@pytest.mark.slow
 def test_fund_details_structured_garbage_raises_only_source_error(entries, ticker):
     data = json.dumps({"ticker": ticker, "data": {"fundFlowsData": {"data": entries}}}).encode()
     try:
@@ -364,20 +367,40 @@ def test_real_qqq_fund_details_and_its_own_flow_figure():
 # ---------------------------------------------------------------------------------------- table, URL, dispatch
 
 
-def test_listing_mirror_names_and_urls():
+def test_listing_mirror_names_and_urls(tmp_path):
     assert etf.TICKERS == ("IWM", "IJR", "VTWO", "SPY", "IVV", "QQQ")
     assert set(etf.SMALL_CAP) | set(etf.LARGE_CAP) == set(etf.TICKERS)
+    # each ticker's own issuer file ...
+    assert {t: etf.listing(t).layout for t in etf.TICKERS} == {
+        "IWM": etf.ISHARES_XML, "IJR": etf.ISHARES_XML, "IVV": etf.ISHARES_XML, "SPY": etf.NAVHIST_XLSX,
+        "QQQ": etf.FUND_DETAILS_JSON, "VTWO": etf.NAVHIST_XLSX}
+    assert {t: etf.mirror_name(t, None) for t in etf.TICKERS} == {
+        "IWM": "etf/ishares/iShares-Russell-2000-ETF_fund.xls",
+        "IJR": "etf/ishares/iShares-Core-SP-Small-Cap-ETF_fund.xls",
+        "IVV": "etf/ishares/iShares-Core-SP-500-ETF_fund.xls", "SPY": "etf/ssga/navhist-us-en-spy.xlsx",
+        "QQQ": "etf/etfcom/fund-details-qqq.json", "VTWO": "etf/ssga/navhist-us-en-vtwo.xlsx"}
+    assert etf.live_url("SPY") == "https://www.ssga.com/library-content/products/fund-data/etfs/us/navhist-us-en-spy.xlsx"
+    assert etf.live_url("IWM").startswith("https://www.ishares.com/us/products/239710/")
+    assert etf.live_url("QQQ") is None and etf.live_url("VTWO") is None  # mirror only
+    assert etf.url("SPY") == etf.live_url("SPY") and etf.url("VTWO").startswith("https://investor.vanguard.com/")
+    assert etf.listing("SPY").published and not etf.listing("VTWO").published and not etf.listing("QQQ").published
+    # ... or, in a mirror, the SSGA layout any ticker may be given in (the synthetic sample's)
     assert etf.mirror_name("IWM") == "etf/ssga/navhist-us-en-iwm.xlsx"
-    assert etf.url("SPY") == ("https://www.ssga.com/us/en/intermediary/etfs/library-content/products/fund-data/"
-                              "etfs/us/navhist-us-en-spy.xlsx")
-    assert etf.listing("SPY").published and not etf.listing("IWM").published
-    assert all(etf.listing(t).layout == etf.NAVHIST_XLSX for t in etf.TICKERS)
-    assert etf.mirror_name("QQQ", etf.FUND_DETAILS_JSON) == "etf/etfcom/fund-details-qqq.json"
     assert f"{etf.folder('VTWO')}/{etf.file_name('VTWO')}" == etf.mirror_name("VTWO")
+    assert etf.mirror_name("QQQ", etf.FUND_DETAILS_JSON) == "etf/etfcom/fund-details-qqq.json"
+    assert etf.locate(tmp_path, "IWM").layout == etf.ISHARES_XML  # neither there: the issuer's file is reported
+    (tmp_path / "etf" / "ssga").mkdir(parents=True)
+    (tmp_path / etf.mirror_name("IWM")).write_bytes(b"x")
+    assert etf.locate(tmp_path, "IWM") == etf.SAMPLE_LISTING
+    (tmp_path / "etf" / "ishares").mkdir()
+    (tmp_path / etf.mirror_name("IWM", None)).write_bytes(b"x")
+    assert etf.locate(tmp_path, "IWM").layout == etf.ISHARES_XML  # the issuer's file first
     with pytest.raises(SourceError, match="no public GET URL"):
         etf.url("QQQ", etf.FUND_DETAILS_JSON)
     with pytest.raises(ValueError, match="unknown layout"):
         etf.listing("QQQ", "csv")
+    with pytest.raises(ValueError, match="not an iShares fund"):
+        etf.listing("SPY", etf.ISHARES_XML)
 
 
 def test_parse_dispatches_on_content():
@@ -391,7 +414,7 @@ def test_parse_dispatches_on_content():
 
 
 def test_live_fetch_good_workbook():
-    path = "/us/en/intermediary/etfs/library-content/products/fund-data/etfs/us/navhist-us-en-spy.xlsx"
+    path = "/library-content/products/fund-data/etfs/us/navhist-us-en-spy.xlsx"
     assert etf.url("SPY").endswith(path)
     with Upstream() as up:
         up.route(path, body=GOOD_BOOK,
@@ -401,6 +424,7 @@ def test_live_fetch_good_workbook():
     assert len(etf.parse_navhist_xlsx(fetched.data, fetched.location, "SPY", today=TODAY)) == 3
 
 
+@pytest.mark.slow
 def test_live_fetch_honours_retry_after_then_succeeds():
     with Upstream() as up:
         up.route("/navhist-us-en-iwm.xlsx", responses=[(429, b"slow down"), (200, workbook(ticker="IWM"))],
@@ -433,6 +457,7 @@ def sample(tmp_path_factory):
     return module, sessions, out, paths, frames
 
 
+@pytest.mark.slow
 def test_sample_layout_covers_every_session(sample):
     _, sessions, out, paths, frames = sample
     assert sorted(p.relative_to(out).as_posix() for p in paths) == sorted(etf.mirror_name(t) for t in etf.TICKERS)
@@ -463,6 +488,7 @@ def test_sample_tells_the_squeeze(sample):
     assert five_day("IVV")[1] < 0
 
 
+@pytest.mark.slow
 def test_sample_is_byte_identical_on_regeneration_and_small(sample, tmp_path):
     module, sessions, out, paths, _ = sample
     again = module.generate(tmp_path, np.random.default_rng(20240716), sessions)

@@ -167,6 +167,7 @@ def test_malformed_answers_name_the_file_and_the_problem(data, problem):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
+@pytest.mark.slow
 def test_arbitrary_bytes_raise_only_source_error(data):
     try:
         frame = parse(data)
@@ -180,6 +181,7 @@ CSVISH = st.text(alphabet="0123456789,CPFMIWX \"-/\r\n\ufeff", max_size=300)
 
 @settings(max_examples=400, deadline=None)
 @given(CSVISH, st.booleans())
+@pytest.mark.slow
 def test_csv_like_text_after_a_good_header_raises_only_source_error(tail, with_header):
     data = ((HEADER + "\r\n") if with_header else "") + tail
     try:
@@ -203,6 +205,7 @@ def test_live_fetch_good_answer():
     assert fetched.location.endswith(query)
 
 
+@pytest.mark.slow
 def test_live_fetch_honours_retry_after_then_succeeds():
     with Upstream() as up:
         up.route("/volume-query", responses=[(429, b"Too Many Requests"), (200, GOOD)], headers={"Retry-After": "1"})
@@ -232,6 +235,7 @@ def sample(tmp_path_factory):
     return module, sessions, out, paths
 
 
+@pytest.mark.slow
 def test_sample_layout_and_parse(sample):
     module, sessions, out, paths = sample
     window = sessions[-module.SESSIONS:]
@@ -252,6 +256,7 @@ def test_sample_layout_and_parse(sample):
         occ.parse(holiday.read_bytes(), str(holiday), "IWM", date(2024, 7, 4))
 
 
+@pytest.mark.slow
 def test_sample_tells_the_squeeze(sample):
     module, sessions, out, _ = sample
     window = sessions[-module.SESSIONS:]
@@ -271,6 +276,7 @@ def test_sample_tells_the_squeeze(sample):
     assert iwm_puts[-5:].max() < 1.3 * iwm_puts[-105:-5].max()  # the calls, not the puts, make the record
 
 
+@pytest.mark.slow
 def test_sample_is_deterministic_and_small(sample, tmp_path):
     module, sessions, out, paths = sample
     again = module.generate(tmp_path, np.random.default_rng(20240716), sessions)

@@ -288,6 +288,7 @@ def _lake(settings, symbol: str) -> pd.DataFrame:
     return pd.read_parquet(settings.lake_dir / "index_prices" / f"symbol={symbol}" / "data.parquet")
 
 
+@pytest.mark.slow
 def test_mirror_and_live_land_the_same_rows(with_yahoo, live, tmp_path, monkeypatch):
     up, live_settings = live
     mirror_result = pipeline.ingest("index_prices", SAMPLE_LAST, with_yahoo)
@@ -310,6 +311,7 @@ def test_mirror_and_live_land_the_same_rows(with_yahoo, live, tmp_path, monkeypa
     assert headers["User-Agent"].startswith("regime-monitor/")
 
 
+@pytest.mark.slow
 def test_rows_after_the_as_of_date_are_not_landed(with_yahoo):
     pipeline.ingest("index_prices", date(2024, 7, 12), with_yahoo)
     sp600 = _lake(with_yahoo, "SP600")
@@ -331,6 +333,7 @@ LIVE_FAILURES = [
 
 
 @pytest.mark.parametrize(("respond", "words"), LIVE_FAILURES, ids=[f[1][:30] for f in LIVE_FAILURES])
+@pytest.mark.slow
 def test_live_failures_fail_the_ingest_quarantine_the_bytes_and_write_nothing(live, respond, words):
     up, settings = live
     up.route(CHART_PATH, headers={"Retry-After": "0"}, **respond)
@@ -344,6 +347,7 @@ def test_live_failures_fail_the_ingest_quarantine_the_bytes_and_write_nothing(li
         assert kept.with_name("^SP600.json.error.txt").read_text().startswith(f"yahoo: {up.url(CHART_PATH)}?")
 
 
+@pytest.mark.slow
 def test_a_failure_leaves_the_lake_as_it_was(live):
     up, settings = live
     pipeline.ingest("index_prices", SAMPLE_LAST, settings)
@@ -354,6 +358,7 @@ def test_a_failure_leaves_the_lake_as_it_was(live):
     assert tree_digest(settings.lake_dir) == before
 
 
+@pytest.mark.slow
 def test_429_with_retry_after_is_retried_then_succeeds(live):
     up, settings = live
     good = SAMPLE.read_bytes()
@@ -363,6 +368,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(live):
     assert sum(path.startswith(CHART_PATH) for path, _ in up.requests) == 2
 
 
+@pytest.mark.slow
 def test_a_symbol_yahoo_does_not_have_is_skipped_with_a_warning(live, caplog):
     """Yahoo answers an unknown or delisted symbol with HTTP 404 and its chart.error body: like a Cboe file the
     publisher does not have, the series is skipped and named in the warning; Cboe's rows still land."""
@@ -373,6 +379,7 @@ def test_a_symbol_yahoo_does_not_have_is_skipped_with_a_warning(live, caplog):
     assert "not available upstream, skipped: SP600" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_series_absent_from_the_mirror_is_skipped(with_yahoo, mirror):
     (mirror / yahoo.FOLDER / "^SP600.json").unlink()
     result = pipeline.ingest("index_prices", SAMPLE_LAST, with_yahoo)
@@ -407,6 +414,7 @@ def test_the_bundled_sample_parses_on_the_sessions_of_the_cboe_sample_and_rallie
     assert frame["close"].iloc[-1] == 1400.66
 
 
+@pytest.mark.slow
 def test_with_the_yahoo_series_the_sample_passes_the_gate(with_yahoo):
     import duckdb
 

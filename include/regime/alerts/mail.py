@@ -44,6 +44,8 @@ def plain_text(items: list[Item], headlines: list[str], as_of: str, report_name:
         lines += [f"{n}. {item.reading}: {item.value} on {item.date}"]
         if _context(item):
             lines += [f"   {_context(item)}"]
+        if item.analogs:
+            lines += [f"   {item.analogs}"]
         lines += [f"   fired: {item.fires} (rule {item.rule})", ""]
     lines += ["The chart of the leading reading is in the HTML version of this mail."]
     if report_name:
@@ -61,6 +63,7 @@ def html_body(items: list[Item], headlines: list[str], as_of: str, chart_cid: st
     cell = "padding:8px 10px;border-bottom:1px solid #e0e0e0;vertical-align:top"
     rows = "".join(
         f"<tr><td style='{cell}'><b>{e(item.reading)}</b><br>{e(_context(item))}<br>"
+        + (f"{e(item.analogs)}<br>" if item.analogs else "") +
         f"<span style='color:#5f6368;font-size:12px'>{e(item.date)} &middot; fired: {e(item.fires)}</span></td>"
         f"<td style='{cell};text-align:right;white-space:nowrap;font-weight:bold;font-size:16px'>{e(item.value)}</td>"
         "</tr>"

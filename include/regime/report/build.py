@@ -167,8 +167,10 @@ def _header(data: ReportData) -> str:
     if data.validation is not None:
         lines.append(_validation_line(data.validation))
     lines.append(f"Report generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+    what_next = () if "marts.episodes" in data.missing else (("whatnext", WHAT_NEXT),)
     nav = "".join(f'<a href="#{k}">{e(t)}</a>' for k, t in
-                  (("summary", "Summary"), ("records", "Records"), *((s.key, s.title) for s in SECTIONS)))
+                  (("summary", "Summary"), ("records", "Records"), *what_next,
+                   *((s.key, s.title) for s in SECTIONS)))
     return (f'<header><h1>Small-cap regime report <span class="asof">as of {e(data.as_of.isoformat())}</span></h1>'
             + "".join(f'<p class="meta">{e(line)}</p>' for line in lines) + f"</header><nav>{nav}</nav>")
 
@@ -378,6 +380,43 @@ def _guarded(what: str, render: Callable[[], str], section_id: str | None = None
         return f'<section id="{section_id}"><h2>{e(what)}</h2>{body}</section>' if section_id else body
 
 
+WHAT_NEXT = "What happened next"
+
+
+def _what_next(data: ReportData) -> str:
+    """The past episodes like today's (regime.analogs): their paths as small multiples with today's so far, and what
+    followed them in words (regime.words); nothing in a warehouse without marts.episodes."""
+    from regime import analogs
+
+    if "marts.episodes" in data.missing:
+        return ""
+    head = f'<section id="whatnext"><h2>{e(WHAT_NEXT)}</h2>'
+    found = data.analogs
+    if found is None:
+        return (head + f"<p>No headline reading is in an episode beyond a configured threshold on "
+                f"{e(data.as_of.isoformat())}: nothing to compare with.</p></section>")
+    what = words.episode_text(found.indicator, found.subject, found.kind, found.threshold, found.side)
+    count = len(found.earlier)
+    intro = (f"<p><b>{e(what)}</b> since {e(found.current.start_date.isoformat())} "
+             f"({e(words.value_text(found.indicator, found.value))} on {e(found.day.isoformat())}): "
+             f"{count} earlier episode{'' if count == 1 else 's'} in the warehouse's history.</p>")
+    lines = []
+    for which in ("index", "pair"):
+        for h in analogs.FORWARD_HORIZONS:
+            s = analogs.summarize(found, which, h)
+            lines.append(words.analog_summary(s.subject, h, s.count, s.median, s.negative, s.best, s.worst))
+    caveat = words.analog_caveat(count, analogs.MIN_EPISODES)
+    chart = charts.analog_paths(data)
+    figure = ""
+    if chart is not None:
+        figure = (f"<figure>{chart.svg}<figcaption>Each panel: {e(words.subject_name(found.index))} over the "
+                  "sessions after an earlier episode's first close, in % of that close (grey), and this episode so "
+                  "far (in colour). Returns are from the close of each episode's first session; what a path did "
+                  "after its episode is not a forecast.</figcaption></figure>")
+    return (head + intro + figure + "<ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+            + (note(caveat) if caveat else "") + "</section>")
+
+
 def _footer(data: ReportData) -> str:
     missing = ", ".join(data.missing) if data.missing else "none"
     return (f"<footer><p>Tables missing or empty in this warehouse: {e(missing)}. Percentiles and “since” dates "
@@ -391,6 +430,7 @@ def render_html(data: ReportData) -> str:
         _guarded("the headlines", lambda: _headlines(data)),
         _guarded("Regime summary", lambda: _summary(data), "summary"),
         _guarded("Records of the day", lambda: _records(data), "records"),
+        _guarded(WHAT_NEXT, lambda: _what_next(data), "whatnext"),
         *(_guarded(s.title, lambda s=s: _chart_section(data, s), s.key) for s in SECTIONS),
         _guarded("the footer", lambda: _footer(data)),
     ]

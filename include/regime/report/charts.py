@@ -485,6 +485,56 @@ def etf_flows(data: ReportData, years: float = 1) -> Chart | None:
         return _svg(fig, "flows", "five-session ETF flows per fund and the small-minus-large spread")
 
 
+def analog_paths(data: ReportData, panels: int = 12) -> Chart | None:
+    """(8) What happened next: one small panel per earlier episode like today's (the latest `panels`), the index's
+    path over the sessions after the episode's first close, in % of that close, with today's episode's path so far
+    over it."""
+    found = data.analogs
+    if found is None:
+        return None
+    paths = data.analog_paths
+    today = paths.get(found.current.start_date, [])
+    earlier = [e for e in found.earlier if paths.get(e.start_date)][-panels:]
+    if not earlier and not today:
+        return None
+    shown = earlier or [None]
+    n = len(shown)
+    ncols = min(n, 4)
+    nrows = math.ceil(n / ncols)
+    longest = max(len(p) for p in [today, *(paths[e.start_date] for e in earlier)]) - 1
+    index = found.index
+    with _figure("analogs", figsize=(11, 0.9 + 2.2 * nrows)) as fig:
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
+        for ax, episode in zip(axes, shown, strict=False):
+            ax.axhline(0, color="#9aa0a6", linewidth=0.7)
+            if episode is not None:
+                path = np.asarray(paths[episode.start_date]) * 100
+                ax.plot(range(len(path)), path, color="#5f6368", linewidth=1.2)
+                ax.set_title(f"from {episode.start_date.isoformat()}", fontsize=10, color="#3c4043")
+            if today:
+                ax.plot(range(len(today)), np.asarray(today) * 100, color=INDEX_COLORS.get(index, "#d93025"),
+                        linewidth=1.6)
+            ax.set_xlim(0, max(longest, 1))
+            _y_axis(ax, "pct")
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        for ax in axes[::ncols]:
+            ax.set_ylabel(f"{index} vs start")
+        for k in range(n):
+            if k + ncols >= n:
+                axes[k].tick_params(labelbottom=True)
+                axes[k].set_xlabel("sessions after the first close")
+        what = words.episode_text(found.indicator, found.subject, found.kind, found.threshold, found.side)
+        fig.suptitle(f"{words.subject_name(index)} after each earlier episode of {what}", x=0.01, ha="left",
+                     fontweight="bold", fontsize=11)
+        _legend(fig, [], extra=[
+            Line2D([], [], color="#5f6368", label="an earlier episode"),
+            Line2D([], [], color=INDEX_COLORS.get(index, "#d93025"), linewidth=1.6,
+                   label=f"this episode, from {found.current.start_date.isoformat()} to {found.day.isoformat()}")])
+        return _svg(fig, "analogs", f"{words.subject_name(index)} after earlier episodes of {what}, "
+                                    "with this episode so far")
+
+
 ALL = {
     "relative": relative_performance,
     "zscores": zscores,
@@ -493,4 +543,5 @@ ALL = {
     "calls": call_volume,
     "positioning": positioning,
     "flows": etf_flows,
+    "analogs": analog_paths,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -49,6 +50,8 @@ class ReportData:
     regime: pd.DataFrame | None = None  # marts.regime_daily up to as_of
     validation: pd.DataFrame | None = None  # meta.validation_runs of as_of
     headlines: list[str] = field(default_factory=list)  # marts.headlines of as_of, in rank order
+    analogs: Any = None  # regime.analogs.Analogs of the leading reading in an episode on as_of (None: none)
+    analog_paths: dict = field(default_factory=dict)  # regime.analogs.paths of it: {episode start: [returns]}
     missing: list[str] = field(default_factory=list)  # tables that are absent or empty
     units: Units = field(default_factory=Units)
     _series: dict = field(default_factory=dict, repr=False)
@@ -137,7 +140,25 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportData:
     else:
         data.headlines = heads["headline"].tolist()
 
+    _load_analogs(con, data)
+
     runs = frame(con, "select * from meta.validation_runs where as_of = $as_of", p)
     if runs is not None and not runs.empty and "run_at" in runs.columns:
         data.validation = runs[runs["run_at"] == runs["run_at"].max()].reset_index(drop=True)
     return data
+
+
+def _load_analogs(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """What happened after the past episodes like the day's (regime.analogs.leading), and their paths; nothing in a
+    warehouse without marts.episodes (built before it existed)."""
+    from regime import analogs
+
+    try:
+        found = analogs.leading(con, data.as_of)
+        if found is not None:
+            data.analogs, data.analog_paths = found, analogs.paths(con, found)
+    except duckdb.Error as exc:
+        log.info("report: %s", str(exc).splitlines()[0])
+        data.missing.append("marts.episodes")
+    except Exception:  # noqa: BLE001 (the report never fails on data: the section then has nothing to compare)
+        log.exception("report: could not read the analogs of %s", data.as_of)

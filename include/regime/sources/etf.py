@@ -1,6 +1,6 @@
-"""ETF NAV and shares outstanding, daily, in two published layouts.
+"""ETF NAV and shares outstanding, daily, in three published layouts.
 
-Both parse to the canonical frame (date, ticker, nav, shares_outstanding), sorted by date with unique dates;
+All parse to the canonical frame (date, ticker, nav, shares_outstanding), sorted by date with unique dates;
 a day-over-day change in shares outstanding times NAV is the fund's net creation/redemption flow.
 
 1. SSGA NAV-history workbook ``navhist-us-en-<ticker>.xlsx`` (the SPDR funds' own download). One sheet: a
@@ -13,19 +13,24 @@ a day-over-day change in shares outstanding times NAV is the fund's net creation
    one entry per day: navDate, nav, navChange, navChangePercent, premiumDiscount, fundFlows,
    sharesOutstanding, aum. The reference sample (QQQ, 1999-2026) is filed as "Invesco" but carries no URL;
    its envelope and fields are those of etf.com's fund-details API (FactSet data: fundFlows is
-   (shares_t - shares_t-1) x NAV_t-1; on the sample that formula matches the published figure within 1 % on
-   99.9 % of days, median difference $0). That API is a keyed POST, so this layout has no GET URL here: the
-   file is placed in the mirror. Entries come in no particular order; market holidays may appear as rows
-   repeating the previous day (the parser keeps them); the inception day may have a null share count (NaN).
+   (shares_t - shares_t-1) x NAV_t-1, the previous day restated in new shares on a split; on the sample it
+   matches the published figure within 1 % on 99.9 % of days, median difference $0). That API is a keyed
+   POST, so this layout has no GET URL here: the file is placed in the mirror. Entries come in no particular
+   order; market holidays may appear as rows repeating the previous day (the parser keeps them); the inception
+   day may have a null share count (NaN).
+3. iShares fund file (SpreadsheetML 2003 XML, its ``Historical`` worksheet): `regime.sources.ishares`.
 
-Mirror layout: ``etf/<issuer>/<file as published>``:
+Where each default ticker comes from (`LISTINGS`; docs/sources.md has the table):
 
-* ``etf/ssga/navhist-us-en-<ticker>.xlsx`` (lower-case ticker, SSGA's own file name);
-* ``etf/etfcom/fund-details-<ticker>.json``.
+* SPY: SSGA ``navhist-us-en-spy.xlsx`` (live and mirror ``etf/ssga/``);
+* IWM, IJR, IVV: the iShares fund file (live and mirror ``etf/ishares/<fileName>_fund.xls``);
+* QQQ: the fund-details JSON ``etf/etfcom/fund-details-qqq.json``, mirror only (its API is a keyed POST);
+* VTWO: no issuer source (no public Vanguard download of NAV and shares outstanding was found), mirror only.
 
-`LISTINGS` says which layout each ticker is read in. Only SPY has a real issuer file among the defaults
-(IWM/IJR/IVV are iShares, VTWO Vanguard, QQQ Invesco, whose own downloads are not supported here): every other
-ticker defaults to the SSGA workbook layout, which is what the bundled SYNTHETIC sample uses for all six.
+A mirror may instead hold any ticker in the SSGA workbook layout, ``etf/ssga/navhist-us-en-<ticker>.xlsx``: the
+bundled SYNTHETIC sample does so for all six (`SAMPLE_LISTING`). `locate` picks, for one ticker, the issuer's
+file when the mirror has it, else that sample-layout file. In live mode a ticker with no public GET source is
+read from the mirror folder when an operator placed its file there, else reported missing.
 """
 
 from __future__ import annotations
@@ -33,29 +38,36 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 import warnings
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
 
+from regime.sources import ishares
 from regime.sources.errors import SourceError
+from regime.sources.etf_frame import COLUMNS as COLUMNS  # the columns of every parsed ETF file
+from regime.sources.etf_frame import finish
 from regime.sources.fetch import looks_like_html
 
 SOURCE = "etf"
 TICKERS = ("IWM", "IJR", "VTWO", "SPY", "IVV", "QQQ")
 SMALL_CAP = ("IWM", "IJR", "VTWO")
 LARGE_CAP = ("SPY", "IVV", "QQQ")
-COLUMNS = ["date", "ticker", "nav", "shares_outstanding"]
 
 NAVHIST_XLSX = "ssga-navhist-xlsx"
 FUND_DETAILS_JSON = "fund-details-json"
-SSGA_URL = ("https://www.ssga.com/us/en/intermediary/etfs/library-content/products/fund-data/etfs/us/"
-            "navhist-us-en-{ticker}.xlsx")
+ISHARES_XML = "ishares-fund-xml"
+SSGA_URL = "https://www.ssga.com/library-content/products/fund-data/etfs/us/navhist-us-en-{ticker}.xlsx"
+# the pages an operator downloads a mirror-only ticker's file from (never fetched by the ingest)
+MANUAL_PAGES = {"QQQ": "https://www.etf.com/QQQ",
+                "VTWO": "https://investor.vanguard.com/investment-products/etfs/profile/vtwo"}
 ETFCOM_API = "https://api-prod.etf.com/v2/fund/fund-details"  # POST, needs etf.com's API key: not fetched here
 NAVHIST_HEADER = ["date", "nav", "shares outstanding", "total net assets"]
 FUND_DETAILS_KEYS = ("navDate", "nav", "sharesOutstanding")
@@ -74,48 +86,96 @@ class Listing:
     published: bool  # True when the issuer really publishes this file for this ticker (else: sample layout only)
 
 
-LISTINGS = {"SPY": Listing("ssga", NAVHIST_XLSX, published=True)}
-DEFAULT_LISTING = Listing("ssga", NAVHIST_XLSX, published=False)
+# the issuer's own file per ticker (`published`: a live GET URL exists); VTWO has none (module docstring)
+LISTINGS = {"SPY": Listing("ssga", NAVHIST_XLSX, published=True),
+            "IWM": Listing("ishares", ISHARES_XML, published=True),
+            "IJR": Listing("ishares", ISHARES_XML, published=True),
+            "IVV": Listing("ishares", ISHARES_XML, published=True),
+            "QQQ": Listing("etfcom", FUND_DETAILS_JSON, published=False)}
+SAMPLE_LISTING = Listing("ssga", NAVHIST_XLSX, published=False)  # the SSGA layout, any ticker (the sample's)
+DEFAULT_LISTING = SAMPLE_LISTING
 LAYOUTS = {NAVHIST_XLSX: Listing("ssga", NAVHIST_XLSX, published=True),
-           FUND_DETAILS_JSON: Listing("etfcom", FUND_DETAILS_JSON, published=True)}
+           FUND_DETAILS_JSON: Listing("etfcom", FUND_DETAILS_JSON, published=False),
+           ISHARES_XML: Listing("ishares", ISHARES_XML, published=True)}
 
 
 def listing(ticker: str, layout: str | None = None) -> Listing:
-    """How `ticker` is read: its entry in `LISTINGS` (SSGA workbook layout by default), or `layout` if given."""
+    """How `ticker` is read: `layout` if given, else the issuer's file (`LISTINGS`), else the SSGA layout."""
     if layout is not None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+        if layout == ISHARES_XML and ticker.upper() not in ishares.FUNDS:
+            raise ValueError(f"{ticker.upper()} is not an iShares fund known here ({sorted(ishares.FUNDS)})")
         return LAYOUTS[layout]
-    return LISTINGS.get(ticker.upper(), DEFAULT_LISTING)
+    return LISTINGS.get(ticker.upper(), SAMPLE_LISTING)
 
 
-def folder(ticker: str, layout: str | None = None) -> str:
+def candidates(ticker: str) -> list[Listing]:
+    """Where a mirror may hold `ticker`, in order: the issuer's file, then the SSGA (sample) layout."""
+    own = listing(ticker)
+    return [own] if own == SAMPLE_LISTING or own.layout == NAVHIST_XLSX else [own, SAMPLE_LISTING]
+
+
+def folder(ticker: str, layout: str | None = NAVHIST_XLSX) -> str:
+    """The mirror folder of `ticker` in `layout` (default: the SSGA layout every ticker may be given in)."""
     return f"etf/{listing(ticker, layout).issuer}"
 
 
-def file_name(ticker: str, layout: str | None = None) -> str:
-    if listing(ticker, layout).layout == FUND_DETAILS_JSON:
+def file_name(ticker: str, layout: str | None = NAVHIST_XLSX) -> str:
+    kind = listing(ticker, layout).layout
+    if kind == FUND_DETAILS_JSON:
         return f"fund-details-{ticker.lower()}.json"
+    if kind == ISHARES_XML:
+        return ishares.file_name(ticker)
     return f"navhist-us-en-{ticker.lower()}.xlsx"
 
 
-def mirror_name(ticker: str, layout: str | None = None) -> str:
-    """Path relative to the mirror root, e.g. etf/ssga/navhist-us-en-iwm.xlsx."""
+def mirror_name(ticker: str, layout: str | None = NAVHIST_XLSX) -> str:
+    """Path relative to the mirror root, e.g. etf/ssga/navhist-us-en-iwm.xlsx; layout None: the issuer's file."""
     return f"{folder(ticker, layout)}/{file_name(ticker, layout)}"
 
 
+def locate(mirror_dir: Path, ticker: str) -> Listing:
+    """The listing of the file the mirror holds for `ticker`: its issuer's file if present, else the SSGA-layout
+    file (present or not: then the ingest reports the ticker missing)."""
+    options = candidates(ticker)
+    for option in options:
+        if os.path.lexists(mirror_dir / mirror_name(ticker, option.layout)):
+            return option
+    return options[0]
+
+
+def live_url(ticker: str) -> str | None:
+    """The issuer's public GET URL for `ticker`, or None when there is none (QQQ, VTWO: mirror only)."""
+    own = listing(ticker)
+    if not own.published:
+        return None
+    if own.layout == ISHARES_XML:
+        return ishares.url(ticker)
+    return SSGA_URL.format(ticker=ticker.lower())
+
+
 def url(ticker: str, layout: str | None = None) -> str:
-    """The live URL. SSGA answers only for SPDR funds (404, i.e. SourceMissing, for the others)."""
-    if listing(ticker, layout).layout == FUND_DETAILS_JSON:
+    """The live URL of `ticker` (layout None: its issuer's file; NAVHIST_XLSX: the SSGA workbook, which SSGA serves
+    for SPDR funds only). A mirror-only ticker answers the page its file is downloaded from by hand, which the
+    ingest never fetches (`live_url` is None for it)."""
+    if layout is None:
+        return live_url(ticker) or MANUAL_PAGES.get(ticker.upper(), SSGA_URL.format(ticker=ticker.lower()))
+    kind = listing(ticker, layout).layout
+    if kind == FUND_DETAILS_JSON:
         raise SourceError(SOURCE, mirror_name(ticker, layout),
                           f"no public GET URL: the fund-details JSON comes from a keyed POST API ({ETFCOM_API}); "
                           "place the file in the mirror")
+    if kind == ISHARES_XML:
+        return ishares.url(ticker)
     return SSGA_URL.format(ticker=ticker.lower())
 
 
 def parse(data: bytes, location: str, ticker: str, today: date | None = None) -> pd.DataFrame:
     """Parse either layout, told apart by content (zip container -> workbook, '{' -> JSON)."""
     head = data[:64].lstrip()
+    if ishares.looks_like_spreadsheetml(data):
+        return ishares.parse(data, location, ticker, today=today)
     if head.startswith(b"PK"):
         return parse_navhist_xlsx(data, location, ticker, today=today)
     if head.startswith((b"{", b"\xef\xbb\xbf{")):
@@ -195,7 +255,7 @@ def parse_navhist_xlsx(data: bytes, location: str, ticker: str, today: date | No
         records.append((day, nav, shares))
     if not records:
         raise fail(f"no data rows under the header in sheet {title!r}")
-    return _finish(records, ticker, fail, today)
+    return finish(records, ticker, fail, today)
 
 
 def _read_sheets(data: bytes, fail) -> list[tuple[str, list[tuple]]]:
@@ -336,7 +396,7 @@ def parse_invesco_json(data: bytes, location: str, ticker: str, today: date | No
             raise fail(f"entry {i} ({day.isoformat()}): sharesOutstanding {entry['sharesOutstanding']!r} is not a "
                        "number")
         records.append((day, nav, shares))
-    return _finish(records, ticker, fail, today)
+    return finish(records, ticker, fail, today)
 
 
 parse_fund_details_json = parse_invesco_json  # the layout's accurate name (see the module docstring)
@@ -352,38 +412,3 @@ def _json_number(value) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------------ both
-
-
-def _finish(records: list[tuple[date, float, float]], ticker: str, fail, today: date | None) -> pd.DataFrame:
-    frame = pd.DataFrame(records, columns=["date", "nav", "shares_outstanding"])
-    frame["nav"] = frame["nav"].astype("float64")
-    frame["shares_outstanding"] = frame["shares_outstanding"].astype("float64")
-
-    def first(mask: pd.Series) -> str:
-        return frame.loc[mask, "date"].iloc[0].isoformat()
-
-    bad = ~frame["nav"].abs().lt(float("inf"))
-    if bad.any():
-        raise fail(f"NAV {frame.loc[bad, 'nav'].iloc[0]} on {first(bad)} is not a finite number")
-    bad = frame["nav"] <= 0
-    if bad.any():
-        raise fail(f"NAV {frame.loc[bad, 'nav'].iloc[0]} on {first(bad)} is not positive")
-    shares = frame["shares_outstanding"]
-    bad = shares.notna() & ~shares.abs().lt(float("inf"))
-    if bad.any():
-        raise fail(f"shares outstanding {shares[bad].iloc[0]} on {first(bad)} is not a finite number")
-    bad = shares < 0
-    if bad.any():
-        raise fail(f"shares outstanding {shares[bad].iloc[0]:.0f} on {first(bad)} is negative")
-
-    frame = frame.drop_duplicates()  # a day listed twice with the same figures is harmless
-    dup = frame["date"].duplicated(keep=False)
-    if dup.any():
-        days = sorted({d.isoformat() for d in frame.loc[dup, "date"]})
-        raise fail(f"conflicting rows for the same date(s) {days[:5]}" + (" ..." if len(days) > 5 else ""))
-    frame = frame.sort_values("date").reset_index(drop=True)
-    limit = today or date.today()
-    if frame["date"].iloc[-1] > limit:
-        raise fail(f"date {frame['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
-    frame.insert(1, "ticker", pd.Series([ticker.upper()] * len(frame), dtype="str"))
-    return frame[COLUMNS]

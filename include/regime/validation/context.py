@@ -28,6 +28,7 @@ class RunContext:
     previous_rows: dict = field(default_factory=dict)  # suite name -> rows in the last published warehouse
     published: Path | None = None  # the last published warehouse: the history a new build is compared with
     exceptions: tuple = ()  # plausibility.Exemption entries of the reviewed exception list
+    published_since: date | None = None  # an update's gate: compare only the published rows dated after this
 
     def sql_params(self) -> dict:
         """What suite queries may bind: $as_of and $fresh_after (dates)."""
@@ -54,7 +55,8 @@ class RunContext:
 
     @cached_property
     def published_closes(self) -> pd.DataFrame:
-        """symbol, date_iso, close of marts.prices in the last published warehouse (empty when there is none)."""
+        """symbol, date_iso, close of marts.prices in the last published warehouse (empty when there is none); only
+        the rows dated after `published_since` when set (an update's gate compares the rows it wrote)."""
         empty = pd.DataFrame({"symbol": [], "date_iso": [], "close": []})
         if self.published is None or not Path(self.published).exists():
             return empty
@@ -68,7 +70,8 @@ class RunContext:
             return empty
         try:
             return con.execute("select symbol, strftime(date, '%Y-%m-%d') as date_iso, close from marts.prices "
-                               "where close > 0").df()
+                               "where close > 0 and ($since is null or date > $since)",
+                               {"since": self.published_since}).df()
         except duckdb.Error:  # a warehouse without marts.prices: nothing to compare with
             return empty
         finally:

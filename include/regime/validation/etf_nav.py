@@ -39,16 +39,33 @@ def prepare(frame: pd.DataFrame, run: RunContext) -> pd.DataFrame:
             f"{fmt(before.at[i, column])} on {before.at[i, 'date_iso']} ({change.at[i]:+.1%})"))
 
     return frame.assign(
+        spread_lacks=spread_lacks(frame),
         missing_sessions=run.missing_sessions(frame["date"], frame["ticker"]),
         implausible_nav=flagged(nav_change, MAX_NAV_CHANGE, "nav", "nav_move", "NAV", num),
         implausible_shares=flagged(shares_change, MAX_SHARES_CHANGE, "shares_outstanding", "shares_move",
                                    "shares outstanding", "{:,.0f}".format))
 
 
+def spread_lacks(frame: pd.DataFrame) -> pd.Series:
+    """On the newest row only: which ETFs of the small-large flow spread (REGIME_SMALL_CAPS, REGIME_LARGE_CAPS) have
+    no row at all, e.g. 'the ETF flow spread lacks small caps VTWO; large caps QQQ (no NAV rows)'; else NULL."""
+    from regime.config import get_settings
+
+    settings = get_settings()
+    have = set(frame["ticker"])
+    sides = [(name, [t for t in tickers if t not in have])
+             for name, tickers in (("small caps", settings.small_caps), ("large caps", settings.large_caps))]
+    text = "; ".join(f"{name} {', '.join(absent)}" for name, absent in sides if absent)
+    out = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    if text and len(frame):
+        out[frame["date"].idxmax()] = f"the ETF flow spread lacks {text} (no NAV rows)"
+    return out
+
+
 def expectations(run: RunContext) -> list:
     return [
         gxe.ExpectTableColumnsToMatchSet(column_set=["date", "ticker", "nav", "shares_outstanding", "flow_usd",
-                                                     "date_iso", "iso_dow", "stale", "missing_sessions",
+                                                     "date_iso", "iso_dow", "stale", "spread_lacks", "missing_sessions",
                                                      "implausible_nav", "implausible_shares"], exact_match=True),
         *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("date", "ticker", "nav")],
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["date", "ticker"]),
@@ -64,6 +81,8 @@ def expectations(run: RunContext) -> list:
         gxe.ExpectColumnValuesToBeBetween(column="missing_sessions", max_value=run.gap_tolerance_sessions,
                                           severity="warning",
                                           notes=f"gap of more than {run.gap_tolerance_sessions} NYSE sessions"),
+        gxe.ExpectColumnValuesToBeNull(column="spread_lacks", severity="warning",
+                                       notes="every ETF of REGIME_SMALL_CAPS and REGIME_LARGE_CAPS has NAV rows"),
         gxe.ExpectColumnValuesToBeNull(column="stale", severity="warning",
                                        notes=f"freshness of etf: every fund on or after {run.fresh_after}"),
         *run.row_count_floor(NAME),

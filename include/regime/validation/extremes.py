@@ -21,6 +21,15 @@ select
     end as inconsistency
 from marts.extremes
 """
+# A full build's gate hands GX only the rows that may fail a row-level expectation below (see indicators.SUSPECT)
+SUSPECT = """
+date is null or indicator is null or subject is null or value is null or isnan(value) or history_start is null
+or pct_rank is null or isnan(pct_rank) or pct_rank <= 0 or pct_rank > 1 or inconsistency is not null
+"""
+
+
+def suspect_params(run: RunContext) -> dict:
+    return {}
 
 
 def expectations(run: RunContext) -> list:

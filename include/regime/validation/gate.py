@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from regime import state
 from regime.validation import (
+    analogs,
     cftc_tff,
     etf_nav,
     extremes,
@@ -26,11 +28,21 @@ from regime.validation import (
 )
 from regime.validation.context import RunContext
 from regime.validation.plausibility import EXCEPTIONS_FILE, load_exceptions
-from regime.warehouse import bind, connect
+from regime.validation.scope import (
+    SPECS,
+    Scope,
+    context_from,
+    invariant_expectations,
+    invariants_sql,
+    read_scope,
+    scoped_query,
+)
+from regime.warehouse import FULL, bind, connect
 
 log = logging.getLogger(__name__)
 
-SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily, headlines, revisions)
+SUITES = (prices, options_volume, cftc_tff, etf_nav, indicators, extremes, regime_daily, headlines, revisions,
+          *analogs.SUITES)
 
 
 @dataclass
@@ -54,6 +66,9 @@ class GateReport:
     as_of: date
     results: list[CheckResult] = field(default_factory=list)
     docs_url: str | None = None
+    scope: str = "every row (full build)"
+    rows: int = 0  # rows handed to GX (the suites' frames)
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # (step, start, end), time.time()
 
     @property
     def blocking_failures(self) -> list[CheckResult]:
@@ -68,7 +83,7 @@ class GateReport:
         return not self.blocking_failures
 
     def summary(self) -> str:
-        lines = [f"validation as of {self.as_of}: {len(self.results)} expectations, "
+        lines = [f"validation as of {self.as_of} of {self.scope}: {len(self.results)} expectations, "
                  f"{len(self.blocking_failures)} blocking failures, {len(self.warnings)} warnings"]
         lines += [f"  BLOCKING {r.line()}" for r in self.blocking_failures]
         lines += [f"  warning  {r.line()}" for r in self.warnings]
@@ -105,43 +120,95 @@ def _sample(result: dict) -> list:
     return [str(v) for v in values[:5]]
 
 
-def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, suites=SUITES) -> GateReport:
+def _read(con: duckdb.DuckDBPyConnection, suite_module, run: RunContext, scope: Scope):
+    """The frame GX validates for one suite and the one-row whole-table invariants frame (None: the frame is the
+    whole table). A full build: every row, or for a suite with a SUSPECT predicate (the largest tables) the rows
+    that may fail a row-level expectation, with the invariants. An update: the rows dated after `since` (their
+    context rows read but left out), with the invariants."""
+    spec = SPECS.get(suite_module.NAME)
+    prepare = getattr(suite_module, "prepare", None)
+    suspect = getattr(suite_module, "SUSPECT", None)
+    if scope.full and spec is not None and suspect is not None:  # every row, narrowed by DuckDB (suite's SUSPECT)
+        sql = f"select * from ({suite_module.QUERY}) where {suspect}"
+        frame = con.execute(sql, bind(sql, {**run.sql_params(), **suite_module.suspect_params(run)})).df()
+        sql = invariants_sql(suite_module.TABLE, spec)
+        invariants = con.execute(sql, bind(sql, {**run.sql_params(), "since": FULL})).df()
+        return frame, invariants
+    table = suite_module.TABLE
+    sql = None if scope.full or spec is None else scoped_query(suite_module.QUERY, table, spec)
+    if sql is None:  # every row (a full build; a suite an update cannot scope)
+        frame = con.execute(suite_module.QUERY, bind(suite_module.QUERY, run.sql_params())).df()
+        return (prepare(frame, run) if prepare else frame), None
+    params = {**run.sql_params(), "context_from": context_from(con, table, spec, scope.since)}
+    frame = con.execute(sql, bind(sql, params)).df()
+    frame = prepare(frame, run) if prepare else frame
+    frame = frame[pd.to_datetime(frame[spec.date]) > pd.Timestamp(scope.since)].reset_index(drop=True)
+    sql = invariants_sql(table, spec)
+    invariants = con.execute(sql, bind(sql, {**run.sql_params(), "since": scope.since})).df()
+    return frame, invariants
+
+
+def _split(expectations: list) -> tuple[list, int | None]:
+    """An update's row-level expectations and its row-count floor: the table-level ones (row count, the date
+    column's maximum) are checked on the whole-table invariants frame instead."""
+    import great_expectations.expectations as gxe
+
+    floor = next((e.min_value for e in expectations if isinstance(e, gxe.ExpectTableRowCountToBeBetween)), None)
+    rows = [e for e in expectations
+            if not isinstance(e, (gxe.ExpectTableRowCountToBeBetween, gxe.ExpectColumnMaxToBeBetween))]
+    return rows, floor
+
+
+def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, suites=SUITES,
+               scope: Scope | None = None) -> GateReport:
+    """Validate `suites` on the warehouse `con` in `scope` (default: read from its meta.build_method: an update's
+    changed rows plus whole-table invariants, or every row of a full build)."""
     import great_expectations as gx
 
+    scope = read_scope(con) if scope is None else scope
+    if not scope.full:
+        run = replace(run, published_since=scope.since)
+    report = GateReport(as_of=run.as_of, scope=scope.describe())
+    clock = time.time()
     context = _context(docs_dir)
     source = context.data_sources.add_pandas("warehouse")
-    definitions = []
-    frames = {}
-    report = GateReport(as_of=run.as_of)
+    report.phases.append(("gx context", clock, clock := time.time()))
+    definitions = []  # (definition, dataset, frame)
     for suite_module in suites:
         try:
-            frame = con.execute(suite_module.QUERY, bind(suite_module.QUERY, run.sql_params())).df()
-            prepare = getattr(suite_module, "prepare", None)
-            frames[suite_module.NAME] = prepare(frame, run) if prepare else frame
+            frame, invariants = _read(con, suite_module, run, scope)
         except duckdb.Error as exc:  # a table or column missing: nothing else can be checked
             report.results.append(CheckResult(
                 dataset=suite_module.NAME, expectation="the dataset can be read with its expected columns",
                 severity="critical", success=False, unexpected_count=None,
                 sample=[str(exc).splitlines()[0]], note="schema"))
             continue
-        batch_definition = source.add_dataframe_asset(name=suite_module.NAME).add_batch_definition_whole_dataframe(
-            "run")
-        suite = context.suites.add(gx.ExpectationSuite(name=suite_module.NAME,
-                                                       expectations=suite_module.expectations(run)))
-        definitions.append(context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite_module.NAME, data=batch_definition, suite=suite)))
+        expectations = suite_module.expectations(run)
+        report.rows += len(frame) if invariants is None or not scope.full else int(invariants["rows"].iloc[0])
+        parts = [(suite_module.NAME, expectations, frame)]
+        if invariants is not None:
+            rows, floor = _split(expectations)
+            parts = [(suite_module.NAME, rows, frame),
+                     (f"{suite_module.NAME} (whole table)", invariant_expectations(suite_module.NAME, run, floor),
+                      invariants)]
+        for name, checks, data in parts:
+            batch_definition = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("run")
+            suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=checks))
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
+            definitions.append((definition, suite_module.NAME, data))
+    report.phases.append(("read and prepare", clock, clock := time.time()))
 
-    for definition in definitions:
+    for definition, dataset, frame in definitions:
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"{definition.name}-{run.as_of}", validation_definitions=[definition], result_format="SUMMARY"))
-        outcome = checkpoint.run(batch_parameters={"dataframe": frames[definition.name]},
-                                 run_id=None)
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=None)
         for validation in outcome.run_results.values():
             for r in validation.results:
                 config = r.expectation_config
                 raised = (r.exception_info or {}).get("raised_exception", False)
                 report.results.append(CheckResult(
-                    dataset=definition.name,
+                    dataset=dataset,
                     expectation=_describe(config),
                     severity=getattr(config.severity, "value", str(config.severity)),
                     success=bool(r.success) and not raised,
@@ -149,11 +216,13 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
                     sample=_sample(r.result) if not raised else [r.exception_info.get("exception_message")],
                     note=str(config.notes or ""),
                 ))
+    report.phases.append(("validate (GX)", clock, clock := time.time()))
     # Data Docs once for every suite (an UpdateDataDocsAction per checkpoint re-rendered the whole site each time:
     # half of the gate's time, docs/performance.md)
     context.build_data_docs()
     index = docs_dir / "index.html"
     report.docs_url = index.as_uri() if index.exists() else None
+    report.phases.append(("Data Docs", clock, time.time()))
     return report
 
 

@@ -279,17 +279,18 @@ def w_panel_queries(path: str, hold: bool = False) -> dict:
     from reference import NAMES
 
     from regime import warehouse
+    from regime.sql import FULL, connect
 
     settings = _settings()
     params = {"as_of": date.fromisoformat(str(HISTORY_DAYS[-1])), "small_caps": list(settings.small_caps),
               "large_caps": list(settings.large_caps)}
-    con = warehouse.connect(path, read_only=True, memory_limit=None if hold else settings.duckdb_memory_limit)
+    con = connect(path, read_only=True, memory_limit=None if hold else settings.duckdb_memory_limit)
     rows = 0
     try:
         if hold:
             con.execute("attach ':memory:' as held (read_write)")
             con.execute("create table held.readings (date date, indicator varchar, subject varchar, value double)")
-        with contextlib.closing(warehouse.indicator_queries(con, params, warehouse.FULL, NAMES)) as queries:
+        with contextlib.closing(warehouse.indicator_queries(con, params, FULL, NAMES)) as queries:
             for indicator, sql, bound in queries:
                 if hold:
                     query = f"insert into held.readings select date, $indicator, subject, value from ({sql})"

@@ -3,14 +3,11 @@ as partition key, and `regime_transform` runs once per session when the daily so
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 from regime_timetables import NYSESessionTimetable
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, SESSION_DATASETS, default_args, run_failure_callback
-
-START = pendulum.datetime(2024, 1, 1, tz="America/New_York")
+from regime.orchestration import LAKE, SESSION_DATASETS, START_DATE, default_args, run_failure_callback
 
 # dataset -> (schedule, what the schedule means)
 SCHEDULES = {
@@ -32,7 +29,7 @@ def ingest_dag(dataset: str):
     @dag(
         dag_id=f"ingest_{dataset}",
         schedule=schedule,
-        start_date=START,
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         default_args=default_args(retries=3),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import WAREHOUSE, as_of_params, default_args, run_failure_callback
+from regime.orchestration import START_DATE, as_of_params, default_args, publish_report_alert, run_failure_callback
 
 
 @dag(
     dag_id="regime_daily",
     schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     # run only when asked: unpaused from the start, so that a trigger never waits silently in the queue of a paused DAG
@@ -55,22 +54,8 @@ def regime_daily():
     def ingest_etf_nav() -> dict:
         return run.ingest("etf_nav")
 
-    @task(outlets=[WAREHOUSE], retries=0)
-    def build_validate_publish(ingested: list) -> dict:
-        return run.build_validate_publish()
-
-    # after the report (attached to the mail), and also when the report failed: a report must never hold alerts back
-    @task(trigger_rule="all_done_min_one_success")
-    def send_alerts(published: dict) -> dict:
-        return run.send_alerts()
-
-    @task
-    def write_report(published: dict) -> str:
-        return run.write_report()
-
-    ingested = [ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()]
-    published = build_validate_publish(ingested)
-    write_report(published) >> send_alerts(published)
+    # then the tasks regime_transform runs too: build_validate_publish, write_report, send_alerts
+    publish_report_alert([ingest_index_prices(), ingest_options_volume(), ingest_cftc_tff(), ingest_etf_nav()])
 
 
 regime_daily()

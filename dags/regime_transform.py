@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from regime import orchestration as run
-from regime.orchestration import WAREHOUSE, as_of_params, default_args, run_failure_callback, transform_schedule
+from regime.orchestration import (
+    START_DATE,
+    as_of_params,
+    default_args,
+    publish_report_alert,
+    run_failure_callback,
+    transform_schedule,
+)
 
 
 @dag(
     dag_id="regime_transform",
     schedule=transform_schedule(),
-    start_date=pendulum.datetime(2024, 1, 1, tz="America/New_York"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     # unpaused from the start: it runs only when the ingest DAGs (paused until an operator unpauses them) land a
@@ -36,21 +41,7 @@ readings once per episode; `write_report` writes `reports/<as_of>.html`.
 """,
 )
 def regime_transform():
-    @task(outlets=[WAREHOUSE], retries=0)
-    def build_validate_publish() -> dict:
-        return run.build_validate_publish()
-
-    # after the report (attached to the mail), and also when the report failed: a report must never hold alerts back
-    @task(trigger_rule="all_done_min_one_success")
-    def send_alerts(published: dict) -> dict:
-        return run.send_alerts()
-
-    @task
-    def write_report(published: dict) -> str:
-        return run.write_report()
-
-    published = build_validate_publish()
-    write_report(published) >> send_alerts(published)
+    publish_report_alert()  # build_validate_publish, write_report, send_alerts (shared with regime_daily)
 
 
 regime_transform()

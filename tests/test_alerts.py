@@ -146,7 +146,7 @@ SPREAD = [
 def _record_alerts(con, as_of):
     from types import SimpleNamespace
 
-    from regime.warehouse import bind, read_sql
+    from regime.sql import bind, read_sql
 
     rule = rules.BY_NAME["record"]
     sql = read_sql(rule.sql)

@@ -18,7 +18,7 @@ from conftest import SAMPLE_LAST, SAMPLE_MIRROR
 from regime import analogs, cli, pipeline, words
 from regime.alerts import content, mail
 from regime.report import render_report
-from regime.warehouse import connect
+from regime.sql import connect
 
 SAMPLE_3_SIGMA = [date(2019, 12, 11), date(2020, 12, 10), date(2020, 12, 15), date(2020, 12, 17), date(2021, 6, 28),
                   date(2023, 2, 2), date(2023, 2, 6)]  # RUT's episodes at or above 3σ before 2024-07-12

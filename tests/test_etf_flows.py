@@ -13,8 +13,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from regime import warehouse
 from regime.sources import etf
+from regime.sql import FULL, run_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 QQQ_JSON = (PROJECT.parent / "shared" / "reference-data" / "formats" / "etf-issuer-nav-shares"
@@ -32,9 +32,9 @@ def staging(tmp_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     con = duckdb.connect()
     try:
         con.execute("create schema staging")
-        params = {"as_of": AS_OF, "history_from": warehouse.FULL,
+        params = {"as_of": AS_OF, "history_from": FULL,
                   "etf_nav_glob": str(tmp_path / "lake" / "etf_nav" / "*" / "data.parquet")}
-        warehouse.run_model(con, "staging.etf_nav", "staging/etf_nav.sql", params)
+        run_model(con, "staging.etf_nav", "staging/etf_nav.sql", params)
         out = con.execute("select * from staging.etf_nav order by ticker, date").df()
     finally:
         con.close()

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from regime import extremes, warehouse
+from regime.incremental import NotIncremental
 
 D0 = date(2024, 1, 1)
 COLUMNS = ["date", "indicator", "subject", "value", "history_start", "highest_since", "lowest_since",
@@ -258,7 +259,7 @@ def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, 
                 con.unregister("fixture")
             try:
                 extremes.update(con, since)
-            except warehouse.NotIncremental:  # the latest reading moved back: warehouse.update rebuilds in full
+            except NotIncremental:  # the latest reading moved back: warehouse.update rebuilds in full
                 now = con.execute("select max(date) from marts.indicators where isfinite(value)").fetchall()[0][0]
                 assert latest is not None and (now is None or now < latest)
                 event("the latest reading moved back: not incremental")
@@ -316,7 +317,7 @@ def test_an_update_from_before_the_horizon_is_refused_and_changes_nothing():
     extremes.build(con, {})
     before = _tables(con)
     since = extremes.horizon(d(59)) - timedelta(days=1)
-    with pytest.raises(warehouse.NotIncremental, match="goes back to"):
+    with pytest.raises(NotIncremental, match="goes back to"):
         extremes.update(con, since)
     assert _tables(con) == before
     assert extremes.update(con, extremes.horizon(d(59))) == extremes.MAX_INCREMENTAL_DAYS

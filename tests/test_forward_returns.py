@@ -12,6 +12,7 @@ import pytest
 from conftest import SAMPLE_LAST
 from regime import analogs, extremes, pipeline, warehouse
 from regime.indicators import REGIME_RULES
+from regime.sql import FULL
 
 D = [date(2024, 1, 1) + timedelta(days=i) for i in range(8)]  # d0 … d7: every day a session, for the arithmetic
 # RUT closes on d0..d6; SPX has no close on d3 (its own sessions: d0, d1, d2, d4, d5, d6, d7)
@@ -29,7 +30,7 @@ def _warehouse(as_of: date, record_min_days: int = 0) -> duckdb.DuckDBPyConnecti
         con.execute(f"create schema {schema}")
     con.execute("create table marts.prices (date date, symbol varchar, open double, high double, low double,"
                 " close double)")
-    _insert_prices(con, as_of, warehouse.FULL)
+    _insert_prices(con, as_of, FULL)
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
     rows = [(d, "zscore_50d", "RUT", z) for d, z in zip(D, RUT_Z, strict=True) if d <= as_of]
     rows += [(d, "rel_ret_5d", "RUT/SPX", v) for d, v in zip(D, REL, strict=True) if v is not None and d <= as_of]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from regime import extremes, warehouse, words
 from regime.indicators import REGIME_RULES
+from regime.sql import FULL, run_model
 from regime.validation import headlines as suite
 from regime.validation.context import RunContext
 from regime.validation.gate import run_suites
@@ -96,9 +97,9 @@ def _fixture_rows() -> list[tuple]:
 LAST = d(12)
 
 
-def _headlines(con, since: date = warehouse.FULL, as_of: date = LAST, **params) -> list[tuple]:
+def _headlines(con, since: date = FULL, as_of: date = LAST, **params) -> list[tuple]:
     bound = {**REGIME_RULES, **RULES, "as_of": as_of, "since": since, **params}
-    warehouse.run_model(con, "marts.headlines", "marts/headlines.sql", bound)
+    run_model(con, "marts.headlines", "marts/headlines.sql", bound)
     return con.execute("select * from marts.headlines order by date, rank").fetchall()
 
 

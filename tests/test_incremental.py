@@ -18,6 +18,8 @@ import pytest
 
 from conftest import SAMPLE_LAST
 from regime import datasets, pipeline, warehouse
+from regime.incremental import NotIncremental
+from regime.sql import connect
 
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 SKIPPED = {"meta.build_method"}  # says how the file was made: differs by design
@@ -162,18 +164,18 @@ def test_refuses_what_it_cannot_show_and_leaves_nothing_behind(lake, monkeypatch
     settings = lake
     previous = _published(settings, _sessions_before(SAMPLE_LAST, 1))
     before = set(settings.build_dir.glob("warehouse-*"))
-    with pytest.raises(warehouse.NotIncremental, match="after"):  # the published warehouse is newer
+    with pytest.raises(NotIncremental, match="after"):  # the published warehouse is newer
         warehouse.update(settings, _sessions_before(SAMPLE_LAST, 2), previous)
     path = datasets.INDEX_PRICES.partition_path(settings.lake_dir, "RUT")
     frame = pd.read_parquet(path)
     frame.loc[0, "close"] += 1  # history changed long ago
     frame.to_parquet(path, index=False)
-    with pytest.raises(warehouse.NotIncremental, match="differs from the published warehouse"):
+    with pytest.raises(NotIncremental, match="differs from the published warehouse"):
         warehouse.update(settings, SAMPLE_LAST, previous)
     monkeypatch.setenv("REGIME_SMALL_CAPS", "IWM")  # a parameter of the build
     from regime.config import get_settings
 
-    with pytest.raises(warehouse.NotIncremental, match="fingerprint"):
+    with pytest.raises(NotIncremental, match="fingerprint"):
         warehouse.update(get_settings(), SAMPLE_LAST, previous)
     assert set(settings.build_dir.glob("warehouse-*")) == before
 
@@ -281,7 +283,7 @@ def test_the_extremes_state_is_published_and_an_update_that_cannot_use_it_rebuil
             frame = pd.read_parquet(path)
             frame[pd.to_datetime(frame[dataset.time_column]).dt.date != SAMPLE_LAST].to_parquet(path, index=False)
     before = set(settings.build_dir.glob("warehouse-*"))
-    with pytest.raises(warehouse.NotIncremental, match="moved back"):
+    with pytest.raises(NotIncremental, match="moved back"):
         warehouse.update(settings, SAMPLE_LAST, previous)
     assert set(settings.build_dir.glob("warehouse-*")) == before
     rebuilt = pipeline.build(SAMPLE_LAST, settings)
@@ -312,7 +314,7 @@ def test_duckdbs_progress_bar_stays_out_of_logs(tmp_path, monkeypatch):
     """A build's long queries would print DuckDB's progress bar into the task log (carriage-return noise): off unless
     the output is a terminal."""
     monkeypatch.setattr(sys, "stdout", io.StringIO())
-    con = warehouse.connect(tmp_path / "warehouse.duckdb")
+    con = connect(tmp_path / "warehouse.duckdb")
     assert con.execute("select current_setting('enable_progress_bar')").fetchall() == [(False,)]
     con.close()
 
@@ -366,13 +368,13 @@ def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypat
     monkeypatch.setenv("REGIME_LARGE_CAPS", "SPY")  # other build parameters: neither file is updatable
     from regime.config import get_settings
 
-    with pytest.raises(warehouse.NotIncremental, match="fingerprint"):
+    with pytest.raises(NotIncremental, match="fingerprint"):
         warehouse.update(get_settings(), SAMPLE_LAST, settings.warehouse_path, spare)
     monkeypatch.undo()
     assert _inode(spare) == kept
     later = SAMPLE_LAST  # a spare more than MAX_INCREMENTAL_DAYS old is not taken either
     monkeypatch.setattr(warehouse, "MAX_INCREMENTAL_DAYS", 0)
-    with pytest.raises(warehouse.NotIncremental, match="more than 0 days"):
+    with pytest.raises(NotIncremental, match="more than 0 days"):
         warehouse.update(settings, later, settings.warehouse_path, spare)
     assert _inode(spare) == kept
 

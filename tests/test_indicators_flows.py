@@ -16,6 +16,7 @@ import pytest
 
 from regime import warehouse
 from regime.indicators import get
+from regime.sql import FULL, bind
 
 AS_OF = date(2030, 1, 1)
 PARAMS = {"as_of": AS_OF, "small_caps": ["IWM", "IJR", "VTWO"], "large_caps": ["SPY", "IVV", "QQQ"]}
@@ -119,7 +120,7 @@ def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_pa
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
     caplog.set_level(logging.DEBUG, logger="regime.warehouse")
     names = ["call_volume_5d", "put_volume_5d", "call_put_ratio_5d"]
-    assert warehouse.insert_readings(con, PARAMS, warehouse.FULL, names) == 3 * 2 * 2  # 2 underlyings, days 5-6
+    assert warehouse.insert_readings(con, PARAMS, FULL, names) == 3 * 2 * 2  # 2 underlyings, days 5-6
     built = [r.getMessage() for r in caplog.records if r.getMessage().startswith("intermediate.")]
     assert len(built) == 1 and built[0].startswith("intermediate.options_volume_5d built for call_volume_5d")
     assert con.execute("select list(value order by subject, date) from marts.indicators"
@@ -129,7 +130,7 @@ def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_pa
     con.close()
     reader = duckdb.connect(str(path), read_only=True)
     assert reader.execute("select count(*) from duckdb_tables() where table_name like '%_5d'").fetchall() == [(0,)]
-    with contextlib.closing(warehouse.indicator_queries(reader, PARAMS, warehouse.FULL, ["call_put_ratio_5d"])) as q:
+    with contextlib.closing(warehouse.indicator_queries(reader, PARAMS, FULL, ["call_put_ratio_5d"])) as q:
         values = [reader.execute(f"select value from ({sql}) order by subject, date", bound).fetchall()
                   for _indicator, sql, bound in q]
     assert values == [[(2.0,)] * 4]  # 5 * 10 calls over 5 * 5 puts
@@ -137,7 +138,7 @@ def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_pa
 
 def test_parameters_named_only_in_comments_are_not_bound():
     sql = "-- readings after $since\nselect $as_of as d -- not $history_from"
-    assert warehouse.bind(sql, {"as_of": AS_OF, "since": AS_OF, "history_from": AS_OF}) == {"as_of": AS_OF}
+    assert bind(sql, {"as_of": AS_OF, "since": AS_OF, "history_from": AS_OF}) == {"as_of": AS_OF}
 
 
 # --------------------------------------------------------------------------- CFTC positioning

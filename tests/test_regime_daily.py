@@ -12,6 +12,7 @@ import pytest
 
 from regime import extremes, warehouse
 from regime.indicators import REGIME_RULES
+from regime.sql import FULL, run_model
 
 COLUMNS = ["date", "rut_zscore_50d", "spx_zscore_50d", "rut_spx_rel_ret_5d", "rut_spx_price_ratio",
            "rut_rvx_vol_corr_5d", "iwm_call_volume_5d", "lev_money_net_pct_oi_russell", "etf_flow_5d_pct_spread",
@@ -50,8 +51,8 @@ def _regime(params: dict | None = None, extra: list | None = None) -> pd.DataFra
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
     con.executemany("insert into marts.indicators values ($1, $2, $3, $4)", rows)
     extremes.build(con, {})
-    bound = {**REGIME_RULES, "as_of": S[-1], "record_min_days": 0, "since": warehouse.FULL, **(params or {})}
-    warehouse.run_model(con, "marts.regime_daily", "marts/regime_daily.sql", bound)
+    bound = {**REGIME_RULES, "as_of": S[-1], "record_min_days": 0, "since": FULL, **(params or {})}
+    run_model(con, "marts.regime_daily", "marts/regime_daily.sql", bound)
     frame = con.execute("select * from marts.regime_daily order by date").df()
     return frame.assign(date=frame["date"].dt.date).set_index("date", drop=False)
 

@@ -21,7 +21,9 @@ from datetime import date
 
 import duckdb
 
+from regime.incremental import history_from
 from regime.indicators import REGISTRY
+from regime.sql import FULL, bind, read_sql, scalar
 
 FORWARD_HORIZONS: tuple[int, ...] = (5, 20, 60)  # sessions; episodes.sql has one column per horizon
 FORWARD_INDEXES: tuple[str, ...] = ("RUT", "SPX", "NDX", "DJX")
@@ -82,8 +84,6 @@ def params() -> dict:
 
 def build(con: duckdb.DuckDBPyConnection, build_params: dict) -> int:
     """marts.forward_returns and marts.episodes of a full build (after marts.extremes); returns their rows."""
-    from regime.warehouse import FULL, bind, read_sql, scalar
-
     values = {**build_params, **params(), "since": FULL, "history_from": FULL, "episodes_from": FULL}
     sql = read_sql("marts/forward_returns.sql")
     con.execute(f"create or replace table marts.forward_returns as {sql} order by end_date, subject, horizon, date",
@@ -98,8 +98,6 @@ def update(con: duckdb.DuckDBPyConnection, build_params: dict, since: date) -> i
     the forward returns ending after `since` are deleted and computed again from 60 sessions before it (the rest
     depend only on closes up to `since`); the episodes that can change are computed again (`episodes_from`).
     Returns the rows written."""
-    from regime.warehouse import bind, history_from, read_sql, scalar
-
     start = history_from(con, "index", max(FORWARD_HORIZONS), since)
     values = {**build_params, **params(), "since": since, "history_from": start}
     con.execute("delete from marts.forward_returns where end_date > $since", {"since": since})

@@ -55,7 +55,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from regime.warehouse import MAX_INCREMENTAL_DAYS, NotIncremental, bind, read_sql, scalar
+from regime.incremental import MAX_INCREMENTAL_DAYS, NotIncremental
+from regime.sql import bind, read_sql, scalar
 
 log = logging.getLogger(__name__)
 

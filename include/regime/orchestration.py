@@ -1,5 +1,6 @@
-"""What the DAG files share: Assets, default task arguments (retries, failure mail) and the bodies of their
-tasks. Light at import (DAG parse time): airflow.sdk only; everything heavy is imported inside the tasks."""
+"""What the DAG files share: Assets, the start date, default task arguments (retries, failure mail), the tasks
+regime_daily and regime_transform both end with (publish_report_alert) and the bodies of their tasks. Light at
+import (DAG parse time): airflow.sdk and pendulum only; everything heavy is imported inside the tasks."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import logging
 import time
 from datetime import date, timedelta
 
-from airflow.sdk import Asset, get_current_context
+import pendulum
+from airflow.sdk import Asset, get_current_context, task
 
+START_DATE = pendulum.datetime(2024, 1, 1, tz="America/New_York")  # every DAG's start_date
 WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
 LAKE = {
     name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}")
@@ -30,7 +33,9 @@ def transform_schedule():
         condition = condition & LAKE[name]
     return PartitionedAssetTimetable(assets=condition)
 
+
 log = logging.getLogger(__name__)
+
 
 def default_args(retries: int = 2) -> dict:
     """Retries with exponential backoff, and a mail to the operators (Airflow Variable `regime_operator_to`,
@@ -114,6 +119,30 @@ def ingest_session(dataset: str) -> dict:
     event.extra = {"as_of": day.isoformat()}
     event.add_partitions(day.isoformat())
     return result
+
+
+def publish_report_alert(ingested: list | None = None):
+    """Declare, in the DAG being defined, the tasks that regime_daily and regime_transform share (same ids in both):
+    build_validate_publish (updates the WAREHOUSE Asset; not retried), then write_report, then send_alerts.
+    `ingested`: the tasks the build waits for (regime_daily's ingests), passed to it as its argument. Returns the
+    build task's result (an XComArg)."""
+
+    @task(task_id="build_validate_publish", outlets=[WAREHOUSE], retries=0)
+    def build(ingested: list | None = None) -> dict:
+        return build_validate_publish()
+
+    # after the report (attached to the mail), and also when the report failed: a report must never hold alerts back
+    @task(task_id="send_alerts", trigger_rule="all_done_min_one_success")
+    def alerts(published: dict) -> dict:
+        return send_alerts()
+
+    @task(task_id="write_report")
+    def report(published: dict) -> str:
+        return write_report()
+
+    published = build() if ingested is None else build(ingested)
+    report(published) >> alerts(published)
+    return published
 
 
 def build_validate_publish() -> dict:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from regime import lake, warehouse
 from regime.config import Settings, get_settings
+from regime.incremental import NotIncremental
+from regime.sql import connect
 
 log = logging.getLogger(__name__)
 # dataset -> its sources' folders under raw/ and quarantine/ (swept with the dataset's lake folder)
@@ -53,7 +55,7 @@ def build(as_of: date, settings: Settings | None = None, incremental: bool = Tru
     if incremental and settings.warehouse_path.exists():
         try:
             return str(warehouse.update(settings, as_of, settings.warehouse_path, warehouse.spare_path(settings)))
-        except warehouse.NotIncremental as exc:
+        except NotIncremental as exc:
             log.info("full rebuild: %s", exc)
     return str(warehouse.build(settings, as_of))
 
@@ -70,7 +72,7 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
     except ValidationFailed:
         warehouse.discard(Path(staging))
         raise
-    con = warehouse.connect(staging)
+    con = connect(staging)
     try:
         new_alerts = queue_alerts(con, as_of, settings)  # so the published meta.alerts lists this run's alerts
         warehouse.copy_state(con, settings.state_dir)

@@ -6,6 +6,9 @@ validated build replaces `warehouse.duckdb` (os.replace: readers see the old or 
 Two ways to make that file: `build` computes every model from the lake; `update` copies the published warehouse and
 recomputes only what is dated after the last date on which the lake still holds exactly what that warehouse was
 built from, with the same result (tests/test_incremental.py; when each runs: docs/performance.md).
+
+The SQL plumbing it runs models with (connect, read_sql, bind, scalar, run_model) is regime.sql; what an update
+shares with the models it recomputes (MAX_INCREMENTAL_DAYS, NotIncremental, history_from) is regime.incremental.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -28,7 +30,9 @@ import duckdb
 
 from regime import SQL_DIR, datasets, state
 from regime.config import Settings
-from regime.indicators import REGISTRY, SESSIONS, Indicator
+from regime.incremental import MAX_INCREMENTAL_DAYS, NotIncremental, history_from
+from regime.indicators import REGISTRY, Indicator
+from regime.sql import FULL, WarehouseError, bind, connect, read_sql, run_model, scalar, without_comments
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,6 @@ MODELS: tuple[tuple[str, str], ...] = (
     *((f"staging.{d.name}", f"staging/{d.name}.sql") for d in datasets.ALL),
     ("marts.prices", "marts/prices.sql"),
 )
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_COMMENT = re.compile(r"--[^\n]*")
 # Intermediate models (include/sql/intermediate/): inputs that several indicators share, built before them into an
 # in-memory database of this name (indicator_queries); an indicator's SQL names one as `intermediate.<model>`.
 INTERMEDIATE = "intermediate"
@@ -52,57 +54,6 @@ POINT_IN_TIME = {f"staging.{d.name}": d.time_column for d in datasets.ALL}  # ma
 # NAV): (kind of sessions in indicators.SESSIONS, rows). An update recomputes their rows after `since` from that far
 # back; the others from `since` on.
 STAGING_LOOKBACK = {"staging.etf_nav": ("etf", 1)}
-FULL = date(1, 1, 1)  # $since and $history_from of a full build: every reading, from every input row
-MAX_INCREMENTAL_DAYS = 31  # `update` recomputes at most this many calendar days; more is a full rebuild
-
-
-class WarehouseError(RuntimeError):
-    pass
-
-
-class NotIncremental(WarehouseError):
-    """`update` cannot show that its result would equal a full rebuild (nothing was written): build in full."""
-
-
-def connect(path: Path | str, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection to a warehouse file. DuckDB's Python replacement scans are off: a missing table is reported as
-    missing, not resolved to a Python variable or module of the same name in the calling code. `memory_limit` bounds
-    DuckDB's buffer pool (default: 80 % of RAM, which it fills with blocks it has written and could drop; builds
-    pass Settings.duckdb_memory_limit, beyond which sorts and joins spill to `<file>.tmp/`). DuckDB's progress bar
-    (long queries) is shown on a terminal only: in a task log it is carriage-return noise, and builds log each step
-    with its rows and seconds instead."""
-    config = {"python_enable_replacements": False}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    con = duckdb.connect(str(path), read_only=read_only, config=config)
-    if not sys.stdout.isatty():
-        con.execute("set enable_progress_bar = false")
-    return con
-
-
-def read_sql(relpath: str) -> str:
-    return (SQL_DIR / relpath).read_text()
-
-
-def bind(sql: str, params: dict) -> dict:
-    """The subset of `params` that `sql` uses; every `$name` it uses must be given (outside `--` comments)."""
-    used = set(_PARAM.findall(_COMMENT.sub("", sql)))
-    missing = used - params.keys()
-    if missing:
-        raise WarehouseError(f"SQL parameters without a value: {sorted(missing)}")
-    return {k: params[k] for k in used}
-
-
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
-    """The single value a query returns (fetched completely: DuckDB 2 keeps a half-read result pending)."""
-    rows = con.execute(sql, params or {}).fetchall()
-    return rows[0][0] if rows else None
-
-
-def run_model(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: dict) -> int:
-    sql = read_sql(relpath)
-    con.execute(f"create or replace table {table} as {sql}", bind(sql, params))
-    return scalar(con, f"select count(*) from {table}")
 
 
 def register_words(con: duckdb.DuckDBPyConnection) -> None:
@@ -198,7 +149,7 @@ def indicator_queries(con: duckdb.DuckDBPyConnection, params: dict, since: date,
             else:
                 start = starts[indicator.sessions] if indicator.lookback_sessions else since
             bound = {**params, "since": since, "history_from": start}
-            for model in dict.fromkeys(_INTERMEDIATE_REF.findall(_COMMENT.sub("", sql))):
+            for model in dict.fromkeys(_INTERMEDIATE_REF.findall(without_comments(sql))):
                 model_sql = read_sql(f"intermediate/{model}.sql")
                 model_params = bind(model_sql, bound)
                 if built.get(model) != model_params:
@@ -210,31 +161,6 @@ def indicator_queries(con: duckdb.DuckDBPyConnection, params: dict, since: date,
             yield indicator, sql, bind(sql, bound)
     finally:
         con.execute(f"detach database if exists {INTERMEDIATE}")
-
-
-def history_from(con: duckdb.DuckDBPyConnection, kind: str, lookback: int, since: date) -> date:
-    """A date early enough for readings after `since` that look back `lookback` sessions of kind `kind` (SESSIONS):
-    every series with a session after `since` keeps at least `lookback` of its sessions up to `since` on or after
-    it, or all of them. Found by probing back from `since` (2 calendar days per session, then 4x further each time):
-    only the dates near `since` are counted, plus one look at older rows of series that are short of sessions."""
-    sessions = SESSIONS[kind]
-    days = 2 * lookback + 14
-    while days < (since - FULL).days:
-        probe = since - timedelta(days=days)
-        params = {"since": since, "probe": probe, "n": lookback}
-        short = [row[0] for row in con.execute(
-            f"with sessions as ({sessions}),"
-            " new as (select distinct series from sessions where date > $since),"
-            " recent as (select series, count(*) as n from sessions where date >= $probe and date <= $since"
-            " group by series)"
-            " select new.series from new left join recent using (series) where coalesce(recent.n, 0) < $n",
-            params).fetchall()]
-        if not short or not scalar(
-                con, f"with sessions as ({sessions}) select count(*) from sessions"
-                     " where date < $probe and list_contains($short, series)", {"probe": probe, "short": short}):
-            return probe
-        days *= 4
-    return FULL
 
 
 def copy_state(con: duckdb.DuckDBPyConnection, state_dir: Path) -> None:
@@ -599,14 +525,15 @@ def fingerprint(settings: Settings) -> str:
     import numpy
     import pyarrow
 
-    from regime import analogs, extremes, indicators, words
+    from regime import analogs, extremes, incremental, indicators, sql, words
     from regime.indicators import REGIME_RULES
 
     digest = hashlib.sha256()
     for folder in ("staging", "marts", "intermediate", "indicators"):
         for path in sorted((SQL_DIR / folder).rglob("*.sql")):
             digest.update(f"{path.relative_to(SQL_DIR)}\0".encode() + path.read_bytes())
-    for module in (datasets, extremes, indicators, words, analogs):  # words: headlines; analogs: its thresholds
+    # words: headlines; analogs: its thresholds; sql and incremental: how models are bound and how far back they read
+    for module in (datasets, extremes, indicators, words, analogs, sql, incremental):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     digest.update(json.dumps({

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from regime import words
-from regime.warehouse import bind, read_sql
+from regime.sql import bind, read_sql
 
 MAX_AGE_DAYS = 10  # a reading older than this (a weekly CFTC release) no longer fires record/long_since
 

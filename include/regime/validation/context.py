@@ -31,8 +31,12 @@ class RunContext:
     published_since: date | None = None  # an update's gate: compare only the published rows dated after this
 
     def sql_params(self) -> dict:
-        """What suite queries may bind: $as_of and $fresh_after (dates)."""
-        return {"as_of": self.as_of, "fresh_after": date.fromisoformat(self.fresh_after)}
+        """What suite queries may bind: $as_of and $fresh_after (dates), and $trailing_sessions (OCC volume's trailing
+        window, plausibility.TRAILING_SESSIONS: the QUERY's window frame on a full build and an update alike)."""
+        from regime.validation.plausibility import TRAILING_SESSIONS
+
+        return {"as_of": self.as_of, "fresh_after": date.fromisoformat(self.fresh_after),
+                "trailing_sessions": TRAILING_SESSIONS}
 
     def row_count_floor(self, name: str) -> list:
         """The lake is an archive: a dataset never has fewer rows than the last published build had."""
@@ -44,14 +48,21 @@ class RunContext:
         return [gxe.ExpectTableRowCountToBeBetween(min_value=floor, notes=f"{name} had {floor} rows in the last "
                                                    "published warehouse: rows are never dropped")]
 
-    def missing_sessions(self, dates: pd.Series, groups: pd.Series) -> pd.Series:
-        """For each row, the NYSE sessions strictly between the previous row of its group and this one."""
+    def missing_between(self, dates: pd.Series, previous_dates: pd.Series) -> pd.Series:
+        """For each row, the NYSE sessions strictly between its previous row's date (a column the suite's QUERY
+        computes: `lag(date)` of its series; NaT on a first row, then NaN) and its own: the difference of their
+        positions among the sessions (a date that is no session counts from the next one)."""
         sessions = self.calendar.sessions.values.astype("datetime64[D]")
-        position = pd.Series(sessions.searchsorted(pd.to_datetime(dates).values.astype("datetime64[D]")),
-                             index=dates.index)
-        order = pd.to_datetime(dates).sort_values(kind="stable").index
-        previous = position.loc[order].groupby(groups.loc[order]).shift(1)
-        return (position - previous - 1).reindex(dates.index)
+        here = sessions.searchsorted(pd.to_datetime(dates).values.astype("datetime64[D]"))
+        before = pd.to_datetime(previous_dates)
+        there = sessions.searchsorted(before.values.astype("datetime64[D]"))
+        return pd.Series(here - there - 1, index=dates.index, dtype="float64").where(before.notna().values)
+
+    def suspect_params(self) -> dict:
+        """What the lake suites' SUSPECT predicates bind besides their constants: the weekday closures of the NYSE
+        ($closures, YYYY-MM-DD) and the gap tolerance ($gap_tolerance, sessions)."""
+        return {"as_of": self.as_of, "closures": self.weekday_closures_iso,
+                "gap_tolerance": self.gap_tolerance_sessions}
 
     @cached_property
     def published_closes(self) -> pd.DataFrame:
@@ -62,7 +73,7 @@ class RunContext:
             return empty
         import duckdb
 
-        from regime.warehouse import connect
+        from regime.sql import connect
 
         try:
             con = connect(Path(self.published), read_only=True)

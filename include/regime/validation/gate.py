@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from regime import state
+from regime.sql import FULL, bind, connect
 from regime.validation import (
     analogs,
     cftc_tff,
@@ -37,7 +38,6 @@ from regime.validation.scope import (
     read_scope,
     scoped_query,
 )
-from regime.warehouse import FULL, bind, connect
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _read(con: duckdb.DuckDBPyConnection, suite_module, run: RunContext, scope: 
     suspect = getattr(suite_module, "SUSPECT", None)
     if scope.full and spec is not None and suspect is not None:  # every row, narrowed by DuckDB (suite's SUSPECT)
         sql = f"select * from ({suite_module.QUERY}) where {suspect}"
-        frame = con.execute(sql, bind(sql, {**run.sql_params(), **suite_module.suspect_params(run)})).df()
+        frame = scope.suspect_rows(con, sql, suite_module, run)  # with the suite's `prepare`
         sql = invariants_sql(suite_module.TABLE, spec)
         invariants = con.execute(sql, bind(sql, {**run.sql_params(), "since": FULL})).df()
         return frame, invariants

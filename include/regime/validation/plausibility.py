@@ -16,6 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 EXCEPTIONS_FILE = Path(__file__).with_name("exceptions.csv")
+# The OCC volume spike check's trailing window (validation/options_volume.py), bound as $trailing_sessions
+# (RunContext.sql_params): the window frame of its QUERY on a full build and an update alike.
+TRAILING_SESSIONS = 252
 FIELDS = ["dataset", "series", "date", "check", "reason"]
 # dataset -> the checks an exception entry may name
 CHECKS = {
@@ -80,12 +83,6 @@ def excepted(frame: pd.DataFrame, key: str, exceptions, dataset: str, check: str
         return pd.Series(False, index=frame.index)
     return pd.Series([(s, d) in listed for s, d in zip(frame[key], frame["date_iso"], strict=True)],
                      index=frame.index)
-
-
-def previous(frame: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFrame:
-    """Each row's previous row of the same series (by date): the given columns and date_iso, NaN on a first row."""
-    order = frame.sort_values([key, "date"], kind="stable")
-    return order.groupby(key, sort=False)[[*columns, "date_iso"]].shift(1).reindex(frame.index)
 
 
 def messages(mask: pd.Series, build) -> pd.Series:

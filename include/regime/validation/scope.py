@@ -18,10 +18,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from regime.freshness import CFTC_FRESH_DAYS
+from regime.sql import bind
+
+# the catalog name under which a full build's gate attaches the last published warehouse (read-only) for a suite whose
+# SUSPECT rows compare with it (`suspect_query(attached)`: prices' identity)
+PUBLISHED = "gate_published"
+# Monday, 0001-01-01: weekdays before a date = 5 * (days // 7) + least(days % 7, 5) (WEEKDAYS_BEFORE)
+WEEKDAYS_BEFORE = "(5 * ((({d}) - date '0001-01-01') // 7) + least((({d}) - date '0001-01-01') % 7, 5))"
 
 # calendar days before `since` that an update's context rows may reach back: a series whose previous row is older
 # (a new row after two years of silence) gets no day-over-day or gap check on its first new row
@@ -76,6 +85,41 @@ class Scope:
 
     def describe(self) -> str:
         return "every row (full build)" if self.full else f"rows dated after {self.since} (incremental update)"
+
+    def suspect_rows(self, con: duckdb.DuckDBPyConnection, sql: str, suite_module, run) -> pd.DataFrame:
+        """A full build's rows of a suite with a SUSPECT predicate that may fail one of its row-level expectations:
+        `sql` (its QUERY where SUSPECT) with the suite's bound parameters, or the suite's own
+        `suspect_query(attached)` with the last published warehouse attached read-only as PUBLISHED when it holds
+        the suite's table (`attached`); then the suite's `prepare` (the message columns of those rows)."""
+        params = {**run.sql_params(), **suite_module.suspect_params(run)}
+        query = getattr(suite_module, "suspect_query", None)
+        attached = query is not None and _attach(con, run.published, suite_module.TABLE)
+        try:
+            if query is not None:
+                sql = query(attached)
+            frame = con.execute(sql, bind(sql, params)).df()
+        finally:
+            if attached:
+                con.execute(f"detach {PUBLISHED}")
+        prepare = getattr(suite_module, "prepare", None)
+        return prepare(frame, run) if prepare else frame
+
+
+def _attach(con: duckdb.DuckDBPyConnection, published: Path | None, table: str) -> bool:
+    """Attach the published warehouse read-only as PUBLISHED; False (nothing attached) without one or without
+    `table` in it (nothing to compare with)."""
+    if published is None or not Path(published).exists():
+        return False
+    try:
+        con.execute(f"attach $path as {PUBLISHED} (read_only)", {"path": str(published)})
+    except duckdb.Error:
+        return False
+    schema, name = table.split(".")
+    found = con.execute("select count(*) from duckdb_tables() where database_name = $db and schema_name = $schema "
+                        "and table_name = $name", {"db": PUBLISHED, "schema": schema, "name": name}).fetchall()[0][0]
+    if not found:
+        con.execute(f"detach {PUBLISHED}")
+    return bool(found)
 
 
 def read_scope(con: duckdb.DuckDBPyConnection) -> Scope:

@@ -90,24 +90,20 @@ class FailureNotifier(SmtpNotifier):
         from email.message import EmailMessage
         from email.utils import formatdate, make_msgid
 
+        from airflow.providers.smtp.utils.emailer import get_email_address_list
+
         from regime.alerts import mail
 
         msg = EmailMessage()
         msg["Subject"] = " ".join(str(self.subject).split())
         msg["From"] = self.from_email or mail.sender(self.smtp_conn_id)
-        msg["To"] = ", ".join(_addresses(self.to))
+        msg["To"] = ", ".join(get_email_address_list(self.to))
         if self.cc:
-            msg["Cc"] = ", ".join(_addresses(self.cc))
+            msg["Cc"] = ", ".join(get_email_address_list(self.cc))
         msg["Date"] = formatdate(localtime=True)
         msg["Message-ID"] = make_msgid(domain="regime.localhost")
         msg.set_content(self.html_content, subtype="html")
         mail.send(msg, self.smtp_conn_id)
-
-
-def _addresses(value) -> list[str]:
-    """Recipients as the SMTP provider reads them: a list, or one string separated by commas or semicolons."""
-    items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
-    return [a.strip() for a in items if a.strip()]
 
 
 class RunFailureNotifier(FailureNotifier):

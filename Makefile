@@ -16,7 +16,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__EMAIL__FROM_EMAIL ?= Regime monitor <regime-monitor@localhost>
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-fast setup airflow-init lint clean sample chromium postgres redis bench ui
+.PHONY: demo test test-fast setup airflow-init lint clean sample chromium postgres redis s3server bench ui
 
 setup: $(STAMP)
 
@@ -39,16 +39,17 @@ demo: airflow-init
 ui: airflow-init
 	$(BIN)/python -m regime.ui
 
-# the suite on both cores (pytest-xdist; tests/conftest.py says which tests share a worker): PYTEST_WORKERS=1 for one
+# the suite on both cores (pytest-xdist; tests/conftest.py says which tests share a worker and orders the costliest
+# first): PYTEST_WORKERS=1 for one
 PYTEST_WORKERS ?= 2
 PYTEST_XDIST = $(if $(filter 0 1,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
-test: airflow-init chromium postgres redis
+test: airflow-init chromium postgres redis s3server
 	$(BIN)/python -m pytest $(PYTEST_XDIST)
 
 # the fast tier (README, "Tests"): everything not marked slow (no e2e stack, no DAG run through Airflow, no reference
 # data); the Airflow home is initialised once, not on every run
-test-fast: setup chromium
+test-fast: setup chromium s3server
 	@test -f $(AIRFLOW_HOME)/airflow.cfg || $(MAKE) --no-print-directory airflow-init
 	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow"
 
@@ -66,7 +67,17 @@ postgres:
 redis:
 	@test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
-# where the time goes, at today's size and at 100x it (docs/performance.md); about 10 minutes
+# moto's S3-compatible server, which tests/test_objectstore.py starts on a free port on 127.0.0.1: in a venv of its own
+# (.venv-s3, requirements-s3server.txt), since its botocore pins python-dateutil below what requirements.txt pins
+S3VENV := $(CURDIR)/.venv-s3
+s3server: $(S3VENV)/.installed
+
+$(S3VENV)/.installed: requirements-s3server.txt
+	test -x $(S3VENV)/bin/python || $(PYTHON) -m venv $(S3VENV)
+	$(S3VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-s3server.txt
+	touch $@
+
+# where the time goes, at today's size and at 100x it (docs/performance.md); about 25 minutes on the shared 2-core machine
 bench: airflow-init
 	$(BIN)/python benchmarks/run.py
 
@@ -77,4 +88,4 @@ sample: setup
 	$(BIN)/python include/sample/generate.py
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_HOME) data build *.egg-info include/*.egg-info
+	rm -rf $(VENV) $(S3VENV) $(AIRFLOW_HOME) data build *.egg-info include/*.egg-info

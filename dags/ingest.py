@@ -20,6 +20,9 @@ SCHEDULES = {
                  "Fridays and Mondays 17:00 New York (released Fridays 15:30; holiday weeks on Monday)"),
     "etf_nav": (NYSESessionTimetable(delay_minutes=240),
                 "NYSE sessions only, 4 h after the close (issuers post the day's NAV in the evening)"),
+    "options_putcall": (CronTriggerTimetable("0 6 * * 1", timezone="America/New_York"),
+                        "Mondays 06:00 New York (Cboe's put/call volume history ended on 2019-10-04: a weekly check "
+                        "that the archive is still there and unchanged; a revision is recorded like any other)"),
 }
 
 
@@ -43,8 +46,9 @@ Schedule: {when}. Obtains the upstream files (mirror or live, `REGIME_SOURCE`), 
 retried, and so is a session the publisher has not posted yet. Data that ends too long before the session
 (`REGIME_FRESHNESS_SESSIONS`) fails at once, with the operators' mail. Success updates the Asset
 `{LAKE[dataset].name}` with the session as partition key: {"`regime_transform` runs for the session once index "
-"prices, options volume and ETF NAV all have it" if dataset in SESSION_DATASETS else "the weekly report is read by "
-"the next session's build"} (docs/operations.md, "One build per session").
+"prices, options volume and ETF NAV all have it" if dataset in SESSION_DATASETS else "the archive is read by the "
+"next session's build" if dataset == "options_putcall" else "the weekly report is read by the next session's "
+"build"} (docs/operations.md, "One build per session").
 """,
     )
     def ingest_source():

@@ -7,11 +7,17 @@ on 127.0.0.1 (a free port per server). Also the suite's own rules:
 - pytest-xdist: which tests share a worker (`work_unit`): the e2e package is one unit, so one worker runs it in its
   order and at most one Airflow stack runs at a time; modules whose module-scoped fixture builds a warehouse are one
   unit each, so it is built once; every other test is a unit of its own;
+- the run's order (`longest_first`): the costliest work units first (the e2e package, the DAG runs through Airflow,
+  then the other slow tests), each module's tests together and in their order, so that the two workers finish
+  together;
+- the bundled sample ingested (`ingested_sample`) and published (`published_run`): made once per session (per
+  worker) and copied, or only read, by every test that starts from it;
 - in CI (CI=true) a missing ../shared/reference-data is an error, not a skip;
 - the last lines of the report name what was skipped (and deselected), and why."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -27,6 +33,7 @@ SAMPLE_MIRROR = PROJECT / "include" / "sample" / "mirror"
 REFERENCE = PROJECT.parent / "shared" / "reference-data"
 REFERENCE_MIRROR = REFERENCE / "mirror"
 SAMPLE_LAST = date(2024, 7, 17)
+SAMPLE_DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -89,24 +96,71 @@ def smtp():
         yield catcher
 
 
-@pytest.fixture(scope="session")
-def sample_template(tmp_path_factory):
-    """The bundled sample ingested, built, validated and published as of its last session, with the run's report,
-    once per session (per xdist worker): never changed, each test copies it with `published`."""
-    from regime import pipeline
+_INGESTED: dict[date, Path] = {}   # as_of -> the data dir ingested_sample made in this process
+_PUBLISHED: dict[date, tuple] = {}   # as_of -> (settings, summary) of the run published_run made in this process
+
+
+@contextlib.contextmanager
+def _sample_settings(root: Path):
+    """Settings on the bundled sample mirror, with a data dir under `root` and every other REGIME_* at its default
+    (whatever the test that asks first has set)."""
     from regime.config import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("REGIME_")]:  # the defaults, whichever test asks first
+        for key in [k for k in os.environ if k.startswith("REGIME_")]:
             mp.delenv(key)
-        mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("sample-published") / "data"))
+        mp.setenv("REGIME_DATA_DIR", str(root / "data"))
         mp.setenv("REGIME_MIRROR_DIR", str(SAMPLE_MIRROR))
-        settings = get_settings()
-        for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
-            pipeline.ingest(name, SAMPLE_LAST, settings)
-        pipeline.build_validate_publish(SAMPLE_LAST, settings)
-        pipeline.report(SAMPLE_LAST, settings)
-    return settings.data_dir
+        yield get_settings()
+
+
+def ingested_sample(tmp_path_factory, as_of: date = SAMPLE_LAST) -> Path:
+    """The data dir of the bundled sample's four datasets ingested as of `as_of` (lake, raw landing, state), nothing
+    built: once per session (per xdist worker), never changed. Copy it (`ingested`) before changing anything."""
+    if as_of not in _INGESTED:
+        from regime import pipeline
+
+        with _sample_settings(tmp_path_factory.mktemp(f"sample-ingested-{as_of}")) as settings:
+            for name in SAMPLE_DATASETS:
+                pipeline.ingest(name, as_of, settings)
+        _INGESTED[as_of] = settings.data_dir
+    return _INGESTED[as_of]
+
+
+def published_run(tmp_path_factory, as_of: date = SAMPLE_LAST) -> tuple:
+    """The bundled sample ingested (4 datasets), built, validated and published as of `as_of`, with the run's
+    report: once per session (per xdist worker). Returns the run's settings (its data dir) and the summary of
+    build_validate_publish. Shared and never changed: read it, or copy its data dir (`published`, or
+    shutil.copytree) before changing anything."""
+    if as_of not in _PUBLISHED:
+        from regime import pipeline
+
+        with _sample_settings(tmp_path_factory.mktemp(f"sample-published-{as_of}")) as settings:
+            for name in SAMPLE_DATASETS:
+                pipeline.ingest(name, as_of, settings)
+            summary = pipeline.build_validate_publish(as_of, settings)
+            pipeline.report(as_of, settings)
+        _PUBLISHED[as_of] = (settings, summary)
+    return _PUBLISHED[as_of]
+
+
+def published_sample(tmp_path_factory, as_of: date = SAMPLE_LAST) -> Path:
+    """The data dir of published_run: copy it before changing anything."""
+    return published_run(tmp_path_factory, as_of)[0].data_dir
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory) -> Path:
+    """The published sample as of its last session (published_sample): each test copies it with `published`."""
+    return published_sample(tmp_path_factory)
+
+
+@pytest.fixture
+def ingested(tmp_path_factory, regime_env, settings):
+    """A private copy of the sample ingested as of its last session (ingested_sample: lake, raw landing, state,
+    nothing built) for one test: its settings."""
+    shutil.copytree(ingested_sample(tmp_path_factory), settings.data_dir)
+    return settings
 
 
 @pytest.fixture
@@ -155,10 +209,12 @@ WHOLE_MODULES = {
     "tests/test_cli.py",
     "tests/test_analysts_doc.py",
     "tests/test_report.py",
-    "tests/test_validation_gate.py",
+    "tests/test_putcall.py",
     "tests/test_reference_acceptance.py",
     "tests/test_reference_sources.py",
 }
+# the expected cost of a test by its first mark found here (else 1), for ordering the run: see longest_first
+COST = (("e2e", 1000), ("airflow", 100), ("reference", 30), ("slow", 10))
 _worker_summaries: list[tuple[str, list[str]]] = []   # (worker id, lines) sent by the xdist workers
 _deselected: dict[str, int] = {}   # "here": deselected in this process; a worker id: as that worker reported
 
@@ -180,6 +236,38 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if not item.get_closest_marker("slow") and any(item.get_closest_marker(m) for m in SLOW_MARKS):
             item.add_marker(pytest.mark.slow)
+    longest_first(items)
+
+
+def _cost(item) -> int:
+    """A test's expected cost, from its marks: the order of magnitude only."""
+    return next((cost for mark, cost in COST if item.get_closest_marker(mark)), 1)
+
+
+def _scope(nodeid: str) -> str:
+    """What must stay together in the run's order: a SHARED_WORKER group, else the test's module (its module-scoped
+    fixtures are then set up once per worker)."""
+    path = nodeid.split("::", 1)[0]
+    return next((group for prefix, group in SHARED_WORKER.items() if path.startswith(prefix)), path)
+
+
+def longest_first(items: list) -> None:
+    """Order the tests (in place) by the expected cost of their scope, the costliest first; a scope keeps its tests
+    together and in their order (the sort is stable). pytest-xdist hands the work units out in this order, so the
+    long ones (the e2e package, the DAG runs, the whole modules) start early, and what is left for the end is short
+    tests that keep both workers busy until the last one, instead of one long unit that leaves the other idle.
+    A scope's cost: that of its costliest work unit (a test, or a whole module), then its total."""
+    units: dict[str, int] = {}
+    for item in items:
+        unit = work_unit(item.nodeid)
+        units[unit] = units.get(unit, 0) + _cost(item)
+    largest: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for item in items:
+        scope = _scope(item.nodeid)
+        largest[scope] = max(largest.get(scope, 0), units[work_unit(item.nodeid)])
+        total[scope] = total.get(scope, 0) + _cost(item)
+    items.sort(key=lambda item: (-largest[_scope(item.nodeid)], -total[_scope(item.nodeid)]))
 
 
 def work_unit(nodeid: str) -> str:
@@ -195,10 +283,10 @@ def work_unit(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """pytest-xdist's `load`/`loadgroup` scheduling with the units of `work_unit`, in collection order (the e2e
-    package, the longest unit, is collected first). xdist's own `loadgroup` reads `xdist_group` marks through a
-    node-id suffix that pytest 9.2 no longer lets it set (Node.nodeid is derived from Node._id): so the groups are
-    named here, by path, where the controller sees only node ids."""
+    """pytest-xdist's `load`/`loadgroup` scheduling with the units of `work_unit`, in collection order (longest_first
+    put the costliest units first: the e2e package, the DAG runs). xdist's own `loadgroup` reads `xdist_group` marks
+    through a node-id suffix that pytest 9.2 no longer lets it set (Node.nodeid is derived from Node._id): so the
+    groups are named here, by path, where the controller sees only node ids."""
     if config.getvalue("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling

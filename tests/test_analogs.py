@@ -7,15 +7,14 @@ import contextlib
 import csv
 import io
 import re
-import shutil
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import SAMPLE_LAST, SAMPLE_MIRROR
-from regime import analogs, cli, pipeline, words
+from conftest import SAMPLE_LAST, published_run
+from regime import analogs, cli, words
 from regime.alerts import content, mail
 from regime.report import render_report
 from regime.sql import connect
@@ -26,16 +25,9 @@ SAMPLE_3_SIGMA = [date(2019, 12, 11), date(2020, 12, 10), date(2020, 12, 15), da
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("analogs-sample")
-    shutil.copytree(SAMPLE_MIRROR, root / "mirror")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REGIME_DATA_DIR", str(root / "data"))
-        mp.setenv("REGIME_MIRROR_DIR", str(root / "mirror"))
-        mp.setenv("REGIME_SOURCE", "mirror")
-        for dataset in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
-            pipeline.ingest(dataset, SAMPLE_LAST)
-        summary = pipeline.build_validate_publish(SAMPLE_LAST)  # the gate's analogs suites pass
-    return Path(summary["published"])
+    """The sample's published warehouse (conftest's published_run, once per session: the gate's analogs suites
+    passed): read only."""
+    return Path(published_run(tmp_path_factory)[1]["published"])
 
 
 def regime(warehouse: Path, *args: str) -> tuple[int, str, str]:

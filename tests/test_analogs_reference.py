@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import REFERENCE_MIRROR, requires_reference
-from regime import cli, pipeline, warehouse
+from regime import cli, pipeline, publisher, warehouse
 from regime.config import get_settings
 
 pytestmark = [pytest.mark.reference, requires_reference("mirror", "cboe", "RUT_History.csv")]
@@ -27,8 +27,8 @@ def reference_warehouse(tmp_path_factory):
         mp.setenv("REGIME_MIRROR_DIR", str(REFERENCE_MIRROR))
         mp.setenv("REGIME_SOURCE", "mirror")
         settings = get_settings()
-        pipeline.ingest_indexes(AS_OF, settings)
-        warehouse.publish(settings, warehouse.build(settings, AS_OF))
+        pipeline.ingest("index_prices", AS_OF, settings)
+        publisher.publish(settings, warehouse.build(settings, AS_OF))
         return settings.warehouse_path
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, REFERENCE_MIRROR, SAMPLE_LAST, SAMPLE_MIRROR, requires_reference
+from conftest import PROJECT, REFERENCE_MIRROR, published_run, requires_reference
 from regime import cli, pipeline
 from regime.config import get_settings
 
@@ -84,15 +83,9 @@ def build_env(mp: pytest.MonkeyPatch, data_dir: Path, mirror: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sample_warehouse(tmp_path_factory) -> Path:
-    """The bundled sample as of its last session, ingested, built, validated and published as the doc says."""
-    root = tmp_path_factory.mktemp("analysts-sample")
-    shutil.copytree(SAMPLE_MIRROR, root / "mirror")
-    with pytest.MonkeyPatch.context() as mp:
-        build_env(mp, root / "data", root / "mirror")
-        for dataset in DATASETS:
-            pipeline.ingest(dataset, SAMPLE_LAST)
-        summary = pipeline.build_validate_publish(SAMPLE_LAST)
-    return Path(summary["published"])
+    """The bundled sample as of its last session, ingested, built, validated and published as the doc says
+    (conftest's published_run, once per session): read only."""
+    return Path(published_run(tmp_path_factory)[1]["published"])
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from regime import answers, cli, words
-from regime.answers import AnswerError, Reading
+from regime import answers, output, readonly, words
+from regime.answers import Reading
 from regime.cli import main
 
 REGIME = Path(sys.executable).with_name("regime")
@@ -429,7 +429,7 @@ def test_latest_without_regime_daily_or_records(old_warehouse, capsys):
 
 def test_latest_in_colour_on_a_terminal(warehouse, capsys, monkeypatch):
     """On a terminal the same content is drawn by rich, with colour."""
-    monkeypatch.setattr(cli, "_isatty", lambda stream: True)
+    monkeypatch.setattr(output, "_isatty", lambda stream: True)
     monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.delenv("NO_COLOR", raising=False)
     code, out, err = run(capsys, "latest")
@@ -520,7 +520,7 @@ def test_sql_refuses_writes(warehouse, capsys, query, what):
 ])
 def test_duckdb_refuses_writes_even_past_the_statement_check(warehouse, capsys, monkeypatch, query, error):
     """The second and third layers: the connection is read-only and has no file, network or extension access."""
-    monkeypatch.setattr(answers, "check_read_only", lambda con, sql: None)
+    monkeypatch.setattr(readonly, "check_read_only", lambda con, sql: None)
     before = digest(warehouse)
     code, out, err = run(capsys, "sql", query.format(dir=warehouse.parent))
     assert (code, out) == (2, "")
@@ -564,7 +564,7 @@ def test_console_script(warehouse):
 
 
 def test_answer_error_is_a_value_error():
-    assert issubclass(AnswerError, ValueError)
+    assert issubclass(readonly.AnswerError, ValueError)
 
 
 def test_latest_says_why_when_readings_lag_the_build_or_the_regime_is_unknown(warehouse, capsys):

@@ -64,7 +64,7 @@ def _tables(path):
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_run", PROJECT / "benchmarks" / "run.py")
+    spec = importlib.util.spec_from_file_location("bench_airflow_log", PROJECT / "benchmarks" / "airflow_log.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

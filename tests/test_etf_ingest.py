@@ -9,7 +9,6 @@ import logging
 import shutil
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -21,15 +20,10 @@ from regime.ingest import IngestError
 from regime.sources import etf, ishares
 from regime.validation import etf_nav
 from regime.validation.gate import validate_build
-from upstream import Upstream
+from upstream import live_upstream, path_of
 
 IVV_FUND = Path(__file__).parent / "sources" / "data" / "ishares-IVV_fund.xls.gz"
 QQQ_JSON = REFERENCE / "formats" / "etf-issuer-nav-shares" / "ManULoreN14+regimen-tilt-nq" / "FUND_FLOWS.txt"
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +33,14 @@ def ivv() -> bytes:
 
 @pytest.fixture
 def live(monkeypatch, settings):
-    with Upstream() as up:
-        monkeypatch.setenv("REGIME_SOURCE", "live")
-        monkeypatch.setenv("REGIME_LIVE_BASE_URL", up.url(""))
-        monkeypatch.setenv("REGIME_HTTP_TIMEOUT", "2")
+    with live_upstream(monkeypatch, REGIME_HTTP_TIMEOUT="2") as up:
         yield up
 
 
 @pytest.mark.slow
 def test_live_the_real_fund_file_lands_and_missing_tickers_are_warnings(live, ivv, mirror, caplog):
     up = live
-    up.route(_path(ishares.url("IVV")), ivv)  # IWM, IJR, SPY: the server answers 404
+    up.route(path_of(ishares.url("IVV")), ivv)  # IWM, IJR, SPY: the server answers 404
     (mirror / etf.mirror_name("VTWO")).unlink()  # a mirror-only ticker whose file nobody placed
     caplog.set_level(logging.WARNING)
     result = pipeline.ingest("etf_nav", SAMPLE_LAST, get_settings())
@@ -61,7 +52,7 @@ def test_live_the_real_fund_file_lands_and_missing_tickers_are_warnings(live, iv
     assert "etf: SPY not obtained: the large-cap side of the ETF flow spread lacks it" in said
     assert "VTWO has no public live source" in said
     asked = [p for p, _ in up.requests]
-    assert _path(ishares.url("IWM")) in asked and not any("vanguard" in p or "etf.com" in p for p in asked)
+    assert path_of(ishares.url("IWM")) in asked and not any("vanguard" in p or "etf.com" in p for p in asked)
     raw = get_settings().raw_dir / "etf" / f"as_of={SAMPLE_LAST}" / ishares.file_name("IVV")
     assert raw.read_bytes() == ivv  # landed as received
 
@@ -76,7 +67,7 @@ def test_live_an_etf_ingest_that_gets_nothing_fails_like_cboe(live, monkeypatch,
 @pytest.mark.slow
 def test_live_a_broken_fund_file_fails_naming_it(live, ivv):
     up = live
-    up.route(_path(ishares.url("IVV")), ivv[: len(ivv) // 3])  # truncated inside the Historical worksheet
+    up.route(path_of(ishares.url("IVV")), ivv[: len(ivv) // 3])  # truncated inside the Historical worksheet
     with pytest.raises(IngestError, match=r"etf: http://127\.0\.0\.1:\d+/us/products/239726/.*cut off"):
         pipeline.ingest("etf_nav", SAMPLE_LAST, get_settings())
 

@@ -13,7 +13,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from regime import extremes, warehouse
+from regime import warehouse
+from regime.extremes import kernels, state
+from regime.extremes.build import build as build_extremes
+from regime.extremes.update import update as update_extremes
 from regime.incremental import NotIncremental
 
 D0 = date(2024, 1, 1)
@@ -43,7 +46,7 @@ _SHARED = _indicators([])
 
 
 def _extremes(con) -> pd.DataFrame:
-    assert extremes.build(con, {}) == con.execute("select count(*) from marts.extremes").fetchone()[0]
+    assert build_extremes(con, {}) == con.execute("select count(*) from marts.extremes").fetchone()[0]
     frame = con.execute("select * from marts.extremes order by indicator, subject, date").df()
     for column in ("date", "history_start", "highest_since", "lowest_since"):
         frame[column] = [None if pd.isna(v) else v.date() for v in frame[column]]
@@ -142,12 +145,12 @@ def test_engine_matches_brute_force_across_batches(lengths, seed, spread):
     rng = np.random.default_rng(seed)
     series = np.repeat(np.arange(len(lengths)), lengths)
     value = rng.integers(0, spread, len(series)).astype(float)
-    old = extremes._CHUNK_ROWS
-    extremes._CHUNK_ROWS = 64  # exercise many batches, and series longer than a batch
+    old = kernels._CHUNK_ROWS
+    kernels._CHUNK_ROWS = 64  # exercise many batches, and series longer than a batch
     try:
-        got = extremes.compute(series, value)
+        got = kernels.compute(series, value)
     finally:
-        extremes._CHUNK_ROWS = old
+        kernels._CHUNK_ROWS = old
     frame = pd.DataFrame({"date": [d(int(i)) for i in np.arange(len(series))], "indicator": "x",
                           "subject": [f"S{s:02d}" for s in series], "value": value})
     expected = brute_force(frame)
@@ -166,9 +169,9 @@ def test_engine_matches_brute_force_across_batches(lengths, seed, spread):
 
 def test_engine_rejects_unsorted_or_non_finite_input():
     with pytest.raises(ValueError):
-        extremes.compute(np.array([1, 0]), np.array([1.0, 2.0]))
+        kernels.compute(np.array([1, 0]), np.array([1.0, 2.0]))
     with pytest.raises(ValueError):
-        extremes.compute(np.array([0, 0]), np.array([1.0, np.nan]))
+        kernels.compute(np.array([0, 0]), np.array([1.0, np.nan]))
 
 
 def test_near_linear_on_a_long_history():
@@ -176,7 +179,7 @@ def test_near_linear_on_a_long_history():
     rng = np.random.default_rng(1)
     value = np.round(np.cumsum(rng.normal(0, 1, 200_000)), 1)
     start = time.perf_counter()
-    got = extremes.compute(np.zeros(len(value), np.int64), value)
+    got = kernels.compute(np.zeros(len(value), np.int64), value)
     assert time.perf_counter() - start < 10
     i = 150_000  # spot-check one reading by brute force
     earlier = value[:i]
@@ -185,7 +188,7 @@ def test_near_linear_on_a_long_history():
     assert got.pct_rank[i] == pytest.approx((np.sum(earlier <= value[i]) + 1) / (i + 1))
 
 
-# --------------------------------------------------------------------------- the incremental path (extremes.update)
+# ----------------------------------------------------------------- the incremental path (regime.extremes.update)
 
 STATE = ("marts.extremes", "internal.extremes_series", "internal.extremes_frontier", "internal.extremes_ranks")
 SPECIAL = {4: -0.0, 5: float("nan"), 6: float("inf"), 7: None}  # value codes beyond the small integers
@@ -237,17 +240,17 @@ def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, 
     def rows(since: date, until: date) -> list:
         return [(day, i, s, v) for (i, s, day), v in truth.items() if since < day <= until]
 
-    old = (extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS)
-    extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS = bits, 6
+    old = (state._BLOCK_BITS, state.MAX_INCREMENTAL_DAYS)
+    state._BLOCK_BITS, state.MAX_INCREMENTAL_DAYS = bits, 6
     try:
         as_of = start + timedelta(days=first_as_of)
         con = _indicators(rows(date.min, as_of), _INCREMENTAL)
-        extremes.build(con, {})
+        build_extremes(con, {})
         for back, forward, revise in updates:
             latest = con.execute("select max(date) from marts.extremes").fetchall()[0][0]
             since = as_of - timedelta(days=back)
             if latest is not None:
-                since = max(since, extremes.horizon(latest))
+                since = max(since, state.horizon(latest))
             as_of = max(as_of, since) + timedelta(days=forward)
             if revise:  # the lake changed after `since`: other values, readings gone or new, NaN
                 for key in [k for k in truth if since < k[2] <= as_of]:
@@ -258,22 +261,22 @@ def test_chained_updates_equal_a_full_build(series, updates, first_as_of, bits, 
                 con.execute("insert into marts.indicators select date::date, i, s, v::double from fixture")
                 con.unregister("fixture")
             try:
-                extremes.update(con, since)
+                update_extremes(con, since)
             except NotIncremental:  # the latest reading moved back: warehouse.update rebuilds in full
                 now = con.execute("select max(date) from marts.indicators where isfinite(value)").fetchall()[0][0]
                 assert latest is not None and (now is None or now < latest)
                 event("the latest reading moved back: not incremental")
-                extremes.build(con, {})
+                build_extremes(con, {})
             blocks, stopped = con.execute("select (select count(*) - count(distinct (indicator, subject)) from"
                                           " internal.extremes_ranks), (select count(until) from"
                                           " internal.extremes_frontier)").fetchall()[0]
             event(f"blocks beyond a series' first: {min(blocks, 3)}+, frontier entries kept with until:"
                   f" {min(stopped, 3)}+")
             full = _indicators(rows(date.min, as_of), _FULL)
-            extremes.build(full, {})
+            build_extremes(full, {})
             assert _tables(con) == _tables(full)
     finally:
-        extremes._BLOCK_BITS, extremes.MAX_INCREMENTAL_DAYS = old
+        state._BLOCK_BITS, state.MAX_INCREMENTAL_DAYS = old
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -289,14 +292,14 @@ def test_the_frontier_table_by_its_definition(series, back):
         for gap, value in readings:
             day += timedelta(days=gap)
             rows.append((day, ["ind_a", "ind_b"][k % 2], f"S{k}", value / 2))
-    old = extremes.MAX_INCREMENTAL_DAYS
-    extremes.MAX_INCREMENTAL_DAYS = back
+    old = state.MAX_INCREMENTAL_DAYS
+    state.MAX_INCREMENTAL_DAYS = back
     try:
         con = _indicators(rows, _SHARED)
-        extremes.build(con, {})
+        build_extremes(con, {})
         got = sorted(con.execute("select * from internal.extremes_frontier").fetchall(), key=repr)
     finally:
-        extremes.MAX_INCREMENTAL_DAYS = old
+        state.MAX_INCREMENTAL_DAYS = old
     cutoff = max(r[0] for r in rows) - timedelta(days=back)
     expected = []
     for (indicator, subject), group in pd.DataFrame(rows, columns=["date", "i", "s", "v"]).groupby(["i", "s"]):
@@ -314,11 +317,11 @@ def test_an_update_from_before_the_horizon_is_refused_and_changes_nothing():
     an update from an earlier `since` cannot be shown equal to a full build; it raises (warehouse.update then
     rebuilds in full) and, one transaction, leaves every table as it was."""
     con = _indicators([(d(i), "x", "A", float((i * 7) % 5)) for i in range(60)])
-    extremes.build(con, {})
+    build_extremes(con, {})
     before = _tables(con)
-    since = extremes.horizon(d(59)) - timedelta(days=1)
+    since = state.horizon(d(59)) - timedelta(days=1)
     with pytest.raises(NotIncremental, match="goes back to"):
-        extremes.update(con, since)
+        update_extremes(con, since)
     assert _tables(con) == before
-    assert extremes.update(con, extremes.horizon(d(59))) == extremes.MAX_INCREMENTAL_DAYS
+    assert update_extremes(con, state.horizon(d(59))) == state.MAX_INCREMENTAL_DAYS
     assert _tables(con) == before

@@ -19,11 +19,11 @@ import pytest
 from conftest import PROJECT, SAMPLE_LAST
 from regime import pipeline, snapshot
 from regime.config import get_settings
-from regime.sources import cboe, cftc, etf, ishares, occ
+from regime.sources import cboe, cboe_putcall, cftc, etf, ishares, occ
 from upstream import Upstream
 
 IVV_FUND = Path(__file__).parent / "sources" / "data" / "ishares-IVV_fund.xls.gz"
-DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
+DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav", "options_putcall")
 
 
 def _path(url: str) -> str:
@@ -45,6 +45,9 @@ def upstream(monkeypatch, settings, mirror):
         for ticker in ("IWM", "IJR", "SPY"):
             up.route(_path(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
         up.route(_path(ishares.url("IVV")), ivv)
+        for product in cboe_putcall.PRODUCTS:
+            up.route(_path(cboe_putcall.url(product)),
+                     (mirror / cboe_putcall.FOLDER / cboe_putcall.file_name(product)).read_bytes())
         monkeypatch.setenv("REGIME_SOURCE", "live")
         monkeypatch.setenv("REGIME_LIVE_BASE_URL", up.url(""))
         monkeypatch.setenv("REGIME_OCC_LOOKBACK_SESSIONS", "3")

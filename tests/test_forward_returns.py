@@ -10,7 +10,9 @@ import duckdb
 import pytest
 
 from conftest import SAMPLE_LAST
-from regime import analogs, extremes, pipeline, warehouse
+from regime import analogs, publisher, warehouse
+from regime.extremes.build import build as build_extremes
+from regime.extremes.update import update as update_extremes
 from regime.indicators import REGIME_RULES
 from regime.sql import FULL
 
@@ -35,7 +37,7 @@ def _warehouse(as_of: date, record_min_days: int = 0) -> duckdb.DuckDBPyConnecti
     rows = [(d, "zscore_50d", "RUT", z) for d, z in zip(D, RUT_Z, strict=True) if d <= as_of]
     rows += [(d, "rel_ret_5d", "RUT/SPX", v) for d, v in zip(D, REL, strict=True) if v is not None and d <= as_of]
     con.executemany("insert into marts.indicators values ($1, $2, $3, $4)", rows)
-    extremes.build(con, {})
+    build_extremes(con, {})
     analogs.build(con, _params(as_of, record_min_days))
     return con
 
@@ -144,19 +146,18 @@ def test_an_update_fills_in_the_returns_that_became_known(since):
                     [(d, "zscore_50d", "RUT", z) for d, z in zip(D, RUT_Z, strict=True) if d > since]
                     + [(d, "rel_ret_5d", "RUT/SPX", v) for d, v in zip(D, REL, strict=True) if v is not None
                        and d > since])
-    extremes.update(con, since)
+    update_extremes(con, since)
     analogs.update(con, _params(D[7]), since)
     for table in ("marts.forward_returns", "marts.episodes"):
         assert _table(con, table) == _table(full, table), table
 
 
 @pytest.mark.slow
-def test_update_equals_a_full_build_on_the_sample(settings):
-    for dataset in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
-        pipeline.ingest(dataset, SAMPLE_LAST, settings)
+def test_update_equals_a_full_build_on_the_sample(ingested):
+    settings = ingested
     full = warehouse.build(settings, SAMPLE_LAST)
     previous = warehouse.build(settings, SAMPLE_LAST - timedelta(days=6))
-    warehouse.publish(settings, previous)
+    publisher.publish(settings, previous)
     updated = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path)
     con = duckdb.connect()
     try:

@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from conftest import SAMPLE_LAST, file_digest
-from regime import pipeline, warehouse
+from regime import pipeline
+from regime.sql import connect
 from regime.validation import cftc_tff, etf_nav, indicators, options_volume, prices
 from regime.validation.gate import ValidationFailed, validate_build
 from regime.validation.scope import Scope, read_scope
@@ -19,21 +20,23 @@ from regime.validation.scope import Scope, read_scope
 SINCE = "2024-06-28"  # every tampered row is dated after it; the rows before it are context
 
 
-def _candidate(settings, tmp_path, sql: str, path: str) -> Path:
+def candidate(settings, tmp_path, sql: str, path: str, since: str = SINCE) -> Path:
+    """A copy of the published warehouse tampered with by `sql`; on the update path, marked as an update that
+    recomputed what is dated after `since`."""
     staging = tmp_path / "candidate.duckdb"
     shutil.copy(settings.warehouse_path, staging)
     con = duckdb.connect(str(staging))
     con.execute(sql)
     if path == "update":
         con.execute("update meta.build_method set method = 'incremental', recomputed_after = $since",
-                    {"since": SINCE})
+                    {"since": since})
     con.close()
     return staging
 
 
 def _refused(settings, tmp_path, suite, sql: str, path: str) -> str:
     before = file_digest(settings.warehouse_path)
-    staging = _candidate(settings, tmp_path, sql, path)
+    staging = candidate(settings, tmp_path, sql, path)
     with pytest.raises(ValidationFailed) as err:
         validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state",
                        published=settings.warehouse_path, suites=(suite,))
@@ -83,7 +86,7 @@ def test_plausibility_blocks_on_both_paths(published, tmp_path, suite, sql, colu
 def test_a_hole_in_the_weekly_cftc_series_warns_without_blocking(published, tmp_path, path):
     """Weekly CFTC reports more than two weeks apart (the reference mirror has no 2023 file): a warning naming the
     market and the dates around the hole."""
-    staging = _candidate(published, tmp_path, "delete from staging.cftc_tff where market_code = '239742' "
+    staging = candidate(published, tmp_path, "delete from staging.cftc_tff where market_code = '239742' "
                                               "and report_date between '2024-06-11' and '2024-06-25'", path)
     report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", tmp_path / "state", suites=(cftc_tff,))
     assert report.passed
@@ -102,7 +105,7 @@ def test_a_real_update_validates_what_it_wrote(published, tmp_path):
     pipeline.validate(staging, date(2024, 7, 16), published)
     pipeline.publish(staging, published)
     updated = Path(pipeline.build(SAMPLE_LAST, published))
-    con = warehouse.connect(updated, read_only=True)
+    con = connect(updated, read_only=True)
     try:
         assert read_scope(con) == Scope(since=date(2024, 7, 16))
     finally:
@@ -123,7 +126,7 @@ def test_a_real_update_validates_what_it_wrote(published, tmp_path):
 def test_a_series_the_update_wrote_no_row_of_is_still_checked_for_freshness(published, tmp_path):
     """SPY's NAV stops on 2024-07-01: an update that recomputed the days after 2024-07-10 wrote no SPY row, and the
     whole-table invariants name it (a warning, as on a full build)."""
-    staging = _candidate(published, tmp_path, "delete from staging.etf_nav where ticker = 'SPY' "
+    staging = candidate(published, tmp_path, "delete from staging.etf_nav where ticker = 'SPY' "
                                               "and date > '2024-07-01'", "full")
     con = duckdb.connect(str(staging))
     con.execute("update meta.build_method set method = 'incremental', recomputed_after = '2024-07-10'")

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regime import extremes, warehouse, words
+from regime import warehouse, words
+from regime.extremes.build import build as build_extremes
 from regime.indicators import REGIME_RULES
 from regime.sql import FULL, run_model
 from regime.validation import headlines as suite
@@ -84,7 +85,7 @@ def _warehouse(rows, first_closes: dict[str, date] | None = None) -> duckdb.Duck
                     " where indicator = 'zscore_50d'")
     for symbol, day in (first_closes or {}).items():
         con.execute("insert into marts.prices values ($1, $2, 100.0)", [day, symbol])
-    extremes.build(con, {})
+    build_extremes(con, {})
     warehouse.register_words(con)
     return con
 

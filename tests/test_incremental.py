@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 from conftest import SAMPLE_LAST
-from regime import datasets, pipeline, warehouse
-from regime.incremental import NotIncremental
+from regime import datasets, pipeline, publisher, warehouse
+from regime.incremental import MAX_INCREMENTAL_DAYS, NotIncremental
+from regime.lake_changes import journal_changes
 from regime.sql import connect
 
-DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 SKIPPED = {"meta.build_method"}  # says how the file was made: differs by design
 VOLATILE = {"meta.build_info": ["built_at"]}
 
@@ -79,14 +79,14 @@ def _method(path) -> tuple:
 
 
 @pytest.fixture
-def lake(settings):
-    for dataset in DATASETS:
-        pipeline.ingest(dataset, SAMPLE_LAST, settings)
-    return settings
+def lake(ingested):
+    """The sample's four datasets ingested as of its last session, nothing built (a private copy: conftest's
+    `ingested`)."""
+    return ingested
 
 
 def _published(settings, as_of):
-    warehouse.publish(settings, warehouse.build(settings, as_of))
+    publisher.publish(settings, warehouse.build(settings, as_of))
     return settings.warehouse_path
 
 
@@ -115,7 +115,7 @@ def test_updates_chain_and_a_rerun_of_the_same_date(lake):
     first, *days = _sessions(SAMPLE_LAST, 4)
     _published(settings, first)
     for day in days:  # day after day, each update published and updated again
-        warehouse.publish(settings, warehouse.update(settings, day, settings.warehouse_path))
+        publisher.publish(settings, warehouse.update(settings, day, settings.warehouse_path))
     again = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path)  # the same date: nothing new
     assert _method(again) == ("incremental", SAMPLE_LAST)
     full = warehouse.build(settings, SAMPLE_LAST)
@@ -185,7 +185,7 @@ def test_the_pipeline_updates_when_it_can_and_rebuilds_otherwise(lake):
     settings = lake
     first = pipeline.build(_sessions_before(SAMPLE_LAST, 1), settings)  # nothing published yet: full
     assert _method(first)[0] == "full"
-    warehouse.publish(settings, Path(first))
+    publisher.publish(settings, Path(first))
     assert _method(pipeline.build(SAMPLE_LAST, settings)) == ("incremental", _sessions_before(SAMPLE_LAST, 1))
     assert _method(pipeline.build(SAMPLE_LAST, settings, incremental=False))[0] == "full"
     assert _method(pipeline.build(_sessions_before(SAMPLE_LAST, 3), settings))[0] == "full"  # an earlier date
@@ -193,14 +193,14 @@ def test_the_pipeline_updates_when_it_can_and_rebuilds_otherwise(lake):
 
 @pytest.mark.slow
 def test_the_extremes_engine_in_parts_gives_the_same_table(lake, monkeypatch):
-    """Past extremes._PART_READINGS readings the engine runs per group of whole series (bounded memory): same table."""
-    from regime import extremes
+    """Past build._PART_READINGS readings the engine runs per group of whole series (bounded memory): same table."""
+    from regime.extremes import build
 
     whole = warehouse.build(lake, SAMPLE_LAST)
-    monkeypatch.setattr(extremes, "_PART_READINGS", 4000)
+    monkeypatch.setattr(build, "_PART_READINGS", 4000)
     con = duckdb.connect(str(whole), read_only=True)
     try:
-        parts = extremes._parts(con)
+        parts = build._parts(con)
     finally:
         con.close()
     assert len(parts) > 10 and any("hash(subject)" in p for p in parts)
@@ -229,7 +229,7 @@ def test_the_lake_journal_tells_what_changed_without_comparing(lake):
     datasets.ETF_NAV.write(settings.lake_dir, row)
     updated = warehouse.update(settings, SAMPLE_LAST, previous)
     assert _lake_check(updated) == ("index_prices: journal, options_volume: journal, cftc_tff: journal, "
-                                    "etf_nav: journal")
+                                    "etf_nav: journal, options_putcall: journal")
     assert _method(updated) == ("incremental", revised - timedelta(days=1))
     assert differences(warehouse.build(settings, SAMPLE_LAST), updated) == []
 
@@ -260,7 +260,7 @@ def test_a_file_rewritten_by_another_tool_is_compared_with_the_lake(lake):
     ({"symbol=RUT": "a", "symbol=SPX": "s"}, {"symbol=RUT": [{"id": "a", "first_changed": None}]}, (False, None)),
 ])
 def test_journal_changes(recorded, journals, expected):
-    assert warehouse.journal_changes(recorded, journals) == expected
+    assert journal_changes(recorded, journals) == expected
 
 
 @pytest.mark.slow
@@ -329,31 +329,31 @@ def test_publish_keeps_the_replaced_file_and_the_next_update_takes_it(lake):
     of the published file (it is renamed to the staging name: taken, never left half-updated), from its own as-of
     date, with the same result as a full rebuild."""
     settings = lake
-    spare = warehouse.spare_path(settings)
+    spare = publisher.spare_path(settings)
     two_back, one_back = _sessions_before(SAMPLE_LAST, 2), _sessions_before(SAMPLE_LAST, 1)
     _published(settings, two_back)
     assert not spare.exists()  # nothing was replaced
     older = _inode(settings.warehouse_path)
-    warehouse.publish(settings, warehouse.update(settings, one_back, settings.warehouse_path, spare))
+    publisher.publish(settings, warehouse.update(settings, one_back, settings.warehouse_path, spare))
     assert _inode(spare) == older and spare.stat().st_nlink == 1  # the replaced file itself, not a copy
     updated = warehouse.update(settings, SAMPLE_LAST, settings.warehouse_path, spare)
     assert not spare.exists() and _inode(updated) == older
     assert _method(updated) == ("incremental", two_back)  # one publication older: one more day recomputed
     full = warehouse.build(settings, SAMPLE_LAST)
     assert differences(full, updated) == []
-    warehouse.discard(full)
+    publisher.discard(full)
     published = _inode(settings.warehouse_path)
-    warehouse.publish(settings, updated)
+    publisher.publish(settings, updated)
     assert _inode(spare) == published and _inode(settings.warehouse_path) == older
-    assert warehouse.sweep_builds(settings) == []  # the spare is not a leftover
+    assert publisher.sweep_builds(settings) == []  # the spare is not a leftover
 
 
 @pytest.mark.slow
 def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypatch):
     settings = lake
-    spare = warehouse.spare_path(settings)
+    spare = publisher.spare_path(settings)
     _published(settings, _sessions_before(SAMPLE_LAST, 2))
-    warehouse.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
+    publisher.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
     kept = _inode(spare)
     code = f"import duckdb, time; c = duckdb.connect({str(spare)!r}, read_only=True); print('open', flush=True);"
     reader = subprocess.Popen([sys.executable, "-c", code + " time.sleep(60)"], stdout=subprocess.PIPE, text=True)
@@ -382,9 +382,9 @@ def test_a_spare_is_not_taken_when_open_stale_or_built_otherwise(lake, monkeypat
 @pytest.mark.slow
 def test_a_failed_update_of_the_spare_consumes_it_and_changes_nothing_published(lake, monkeypatch):
     settings = lake
-    spare = warehouse.spare_path(settings)
+    spare = publisher.spare_path(settings)
     _published(settings, _sessions_before(SAMPLE_LAST, 2))
-    warehouse.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
+    publisher.publish(settings, warehouse.build(settings, _sessions_before(SAMPLE_LAST, 1)))
     published = (_inode(settings.warehouse_path), settings.warehouse_path.read_bytes())
     monkeypatch.setenv("REGIME_DUCKDB_MEMORY_LIMIT", "256KB")
     from regime.config import get_settings
@@ -403,7 +403,7 @@ def test_a_spare_that_is_also_the_published_file_is_never_written(lake):
     """A publish killed after it linked the published file as the spare and before it replaced that file leaves one
     file under both names: updating the spare would change the published warehouse under its readers."""
     settings = lake
-    spare = warehouse.spare_path(settings)
+    spare = publisher.spare_path(settings)
     _published(settings, _sessions_before(SAMPLE_LAST, 1))
     spare.parent.mkdir(parents=True, exist_ok=True)
     os.link(settings.warehouse_path, spare)
@@ -419,7 +419,7 @@ def test_a_full_build_stores_the_readings_an_update_may_recompute_last(lake):
     """The indicator readings dated after as_of - MAX_INCREMENTAL_DAYS follow every other row of marts.indicators
     (what keeps an update's delete, and its checkpoint, to the last row groups), and are the same readings."""
     path = warehouse.build(lake, SAMPLE_LAST)
-    horizon = SAMPLE_LAST - timedelta(days=warehouse.MAX_INCREMENTAL_DAYS)
+    horizon = SAMPLE_LAST - timedelta(days=MAX_INCREMENTAL_DAYS)
     con = duckdb.connect(str(path), read_only=True)
     try:
         head, tail, first_tail = con.execute(

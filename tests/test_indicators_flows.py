@@ -16,6 +16,7 @@ import pytest
 
 from regime import warehouse
 from regime.indicators import get
+from regime.readings import build_indicators, indicator_queries, insert_readings
 from regime.sql import FULL, bind
 
 AS_OF = date(2030, 1, 1)
@@ -46,7 +47,7 @@ def _warehouse(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
 
 
 def _readings(con, names: list[str], params: dict | None = None) -> pd.DataFrame:
-    warehouse.build_indicators(con, params or PARAMS, names=names)
+    build_indicators(con, params or PARAMS, names=names)
     frame = con.execute("select date, indicator, subject, value from marts.indicators order by all").df()
     return frame.assign(date=frame["date"].dt.date)
 
@@ -118,9 +119,9 @@ def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_pa
     con.executemany("insert into staging.options_volume values ($1, $2, 10, 5)",
                     [(d, u) for d in _days(6) for u in ("IWM", "SPY")])
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
-    caplog.set_level(logging.DEBUG, logger="regime.warehouse")
+    caplog.set_level(logging.DEBUG, logger="regime.readings")
     names = ["call_volume_5d", "put_volume_5d", "call_put_ratio_5d"]
-    assert warehouse.insert_readings(con, PARAMS, FULL, names) == 3 * 2 * 2  # 2 underlyings, days 5-6
+    assert insert_readings(con, PARAMS, FULL, names) == 3 * 2 * 2  # 2 underlyings, days 5-6
     built = [r.getMessage() for r in caplog.records if r.getMessage().startswith("intermediate.")]
     assert len(built) == 1 and built[0].startswith("intermediate.options_volume_5d built for call_volume_5d")
     assert con.execute("select list(value order by subject, date) from marts.indicators"
@@ -130,7 +131,7 @@ def test_an_intermediate_model_is_built_once_for_its_readers_and_not_kept(tmp_pa
     con.close()
     reader = duckdb.connect(str(path), read_only=True)
     assert reader.execute("select count(*) from duckdb_tables() where table_name like '%_5d'").fetchall() == [(0,)]
-    with contextlib.closing(warehouse.indicator_queries(reader, PARAMS, FULL, ["call_put_ratio_5d"])) as q:
+    with contextlib.closing(indicator_queries(reader, PARAMS, FULL, ["call_put_ratio_5d"])) as q:
         values = [reader.execute(f"select value from ({sql}) order by subject, date", bound).fetchall()
                   for _indicator, sql, bound in q]
     assert values == [[(2.0,)] * 4]  # 5 * 10 calls over 5 * 5 puts

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REFERENCE_MIRROR, requires_reference
 from regime import warehouse
+from regime.readings import build_indicators
 
 AS_OF = date(2030, 1, 1)
 PARAMS = {"as_of": AS_OF, "small_caps": ["IWM", "IJR", "VTWO"], "large_caps": ["SPY", "IVV", "QQQ"]}
@@ -42,7 +43,7 @@ def _prices(closes: dict[str, list[float]], days: list[date] | None = None) -> d
 
 
 def _readings(con, names: list[str], params: dict | None = None) -> pd.DataFrame:
-    warehouse.build_indicators(con, params or PARAMS, names=names)
+    build_indicators(con, params or PARAMS, names=names)
     frame = con.execute("select date, indicator, subject, value from marts.indicators order by all").df()
     return frame.assign(date=frame["date"].dt.date)
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import SAMPLE_LAST, file_digest
-from regime import lake, pipeline, state, warehouse
+from regime import lake, pipeline, state
 from regime.locks import exclusive
+from regime.sql import connect_readonly
 from regime.validation.gate import ValidationFailed
 
 REGIME_LAKE = str(Path(sys.executable).with_name("regime-lake"))
@@ -54,7 +55,7 @@ def test_show_and_remove_a_bad_row_then_rebuild(published, saturday_in_lake):
     after = lake.read_journal(saturday_in_lake)
     assert after[:-1] == journal and after[-1]["first_changed"] == "2024-07-13"
 
-    con = warehouse.connect_readonly(published.warehouse_path)
+    con = connect_readonly(published.warehouse_path)
     try:
         assert con.execute("select count(*) from marts.prices where symbol = 'RUT' and date = '2024-07-13'"
                            ).fetchall() == [(0,)]
@@ -74,7 +75,7 @@ def test_remove_then_an_incremental_build_publishes(published, saturday_in_lake)
     assert removed.returncode == 0, removed.stderr
     assert "the published warehouse still holds them: rebuild it" in removed.stdout
     pipeline.build_validate_publish(SAMPLE_LAST, published)  # the journal tells the update where to start
-    con = warehouse.connect_readonly(published.warehouse_path)
+    con = connect_readonly(published.warehouse_path)
     try:
         assert con.execute("select count(*) from marts.prices where symbol = 'RUT' and date = '2024-07-13'"
                            ).fetchall() == [(0,)]
@@ -108,14 +109,14 @@ def test_remove_of_a_date_not_held_changes_nothing(published, saturday_in_lake):
 def test_removing_a_published_row_lifts_the_row_count_floors(published):
     # RUT 2024-07-16 is a real session in the published warehouse: without it the next build holds one price fewer,
     # which the "rows are never dropped" floor would refuse; the recorded removal explains the shorter history
-    con = warehouse.connect_readonly(published.warehouse_path)
+    con = connect_readonly(published.warehouse_path)
     try:
         prices = con.execute("select count(*) from marts.prices").fetchall()[0][0]
     finally:
         con.close()
     removed = _regime_lake("remove", "index_prices", "RUT", "--date", "2024-07-16", "--rebuild", "2024-07-17")
     assert removed.returncode == 0, removed.stderr
-    con = warehouse.connect_readonly(published.warehouse_path)
+    con = connect_readonly(published.warehouse_path)
     try:
         assert con.execute("select count(*) from marts.prices").fetchall() == [(prices - 1,)]
     finally:

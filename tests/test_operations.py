@@ -106,8 +106,8 @@ print(json.dumps(out))
     bag = json.loads(done.stdout.strip().splitlines()[-1])
     assert bag.pop("errors") == {}
     assert bag.pop("heavy") == []  # no heavy imports or I/O at parse time
-    assert sorted(bag) == ["ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices", "ingest_options_volume",
-                           "regime_daily", "regime_transform"]
+    assert sorted(bag) == ["ingest_cftc_tff", "ingest_etf_nav", "ingest_index_prices", "ingest_options_putcall",
+                           "ingest_options_volume", "regime_daily", "regime_transform"]
     assert all(d["doc"] and "regime" in d["tags"] and d["notifier"] for d in bag.values())
     # and each DAG mails for a task whose process was killed (no task callback runs then: regime.notify)
     assert all(d["run_notifier"] == ["RunFailureNotifier"] for d in bag.values()), bag
@@ -120,6 +120,8 @@ print(json.dumps(out))
     assert schedule.startswith("PartitionedAssetTimetable(asset_condition=AssetAll(")
     assert all(f"name='regime_{name}'" in schedule for name in ("index_prices", "options_volume", "etf_nav"))
     assert "regime_cftc_tff" not in schedule
+    assert "regime_options_putcall" not in schedule  # Cboe's put/call archive (ended 2019) gates no session
+    assert bag["ingest_options_putcall"]["outlets"] == {"ingest_options_putcall": ["regime_options_putcall"]}
     # only the ingest DAGs update the lake's Assets: regime_daily builds in its own run, never starting a second build
     assert bag["regime_daily"]["outlets"] == {"build_validate_publish": ["regime_warehouse"]}
     assert bag["ingest_etf_nav"]["outlets"] == {"ingest_etf_nav": ["regime_etf_nav"]}
@@ -222,7 +224,7 @@ def test_backfill_shows_progress_and_resumes_after_a_failure(settings, mirror):
     published = file_digest(settings.warehouse_path)
 
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert json.loads(third.stdout[third.stdout.index("{"):])["skipped"] == 7
+    assert json.loads(third.stdout[third.stdout.index("{"):])["skipped"] == 8
     assert file_digest(settings.warehouse_path) == published  # safe to rerun
 
 

@@ -20,7 +20,7 @@ def reference_warehouse(tmp_path_factory):
     mp.setenv("REGIME_MIRROR_DIR", str(REFERENCE_MIRROR))
     mp.setenv("REGIME_SOURCE", "mirror")
     settings = get_settings()
-    ingested = pipeline.ingest_indexes(AS_OF, settings)
+    ingested = pipeline.ingest("index_prices", AS_OF, settings)
     staging = pipeline.build(AS_OF, settings)
     summary = pipeline.validate(staging, AS_OF, settings)  # every blocking expectation passes on real data
     pipeline.publish(staging, settings)

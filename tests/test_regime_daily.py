@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from regime import extremes, warehouse
+from regime import warehouse
+from regime.extremes.build import build as build_extremes
 from regime.indicators import REGIME_RULES
 from regime.sql import FULL, run_model
 
@@ -50,7 +51,7 @@ def _regime(params: dict | None = None, extra: list | None = None) -> pd.DataFra
     rows += extra or []
     con.execute("create table marts.indicators (date date, indicator varchar, subject varchar, value double)")
     con.executemany("insert into marts.indicators values ($1, $2, $3, $4)", rows)
-    extremes.build(con, {})
+    build_extremes(con, {})
     bound = {**REGIME_RULES, "as_of": S[-1], "record_min_days": 0, "since": FULL, **(params or {})}
     run_model(con, "marts.regime_daily", "marts/regime_daily.sql", bound)
     frame = con.execute("select * from marts.regime_daily order by date").df()

@@ -31,8 +31,8 @@ def test_the_backfill_occ_steps_sweep_a_killed_ingest_s_leftovers(settings):
         path.write_bytes(b"half-written")
     # only the OCC step is left to do: the earlier steps of this range are recorded as done
     steps = [name for name, _ in backfill.plan(START, END)]
-    assert steps == ["ingest index_prices", "ingest cftc_tff", "ingest etf_nav", "ingest options_volume 2024-07",
-                     "build, validate, publish"]
+    assert steps == ["ingest index_prices", "ingest cftc_tff", "ingest etf_nav", "ingest options_putcall",
+                     "ingest options_volume 2024-07", "build, validate, publish"]
     checkpoint = settings.state_dir / "backfill" / f"{START}_{END}.json"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_text(json.dumps({"done": [s for s in steps if s != "ingest options_volume 2024-07"]}))
@@ -43,7 +43,7 @@ def test_the_backfill_occ_steps_sweep_a_killed_ingest_s_leftovers(settings):
 
     summary = backfill.run(START, END, settings, progress=False)
 
-    assert summary == {"steps": 5, "skipped": 4, "occ_files": 18}  # 3 sessions x 6 underlyings
+    assert summary == {"steps": 6, "skipped": 5, "occ_files": 18}  # 3 sessions x 6 underlyings
     assert [p for p in stale if p.exists()] == []
     assert live.exists() and other.exists()  # a running writer's file; a folder of another dataset's lock
     assert running.exists()  # another range's checkpoint: its own backfill's lock, not this one, guards it

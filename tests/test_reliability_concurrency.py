@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from test_reliability_support import Child, build_info, published_sample, regime_env, tables
 
-from regime import locks, pipeline, state, warehouse
+from regime import locks, pipeline, publisher, state, warehouse
 from regime.config import get_settings
 from regime.mailcatcher import MailCatcher
 
@@ -120,7 +120,7 @@ def expected_rows(data_dir, monkeypatch) -> dict[str, dict[str, int]]:
                                            for t in tables(con) if t.startswith(("staging.", "marts."))}
         finally:
             con.close()
-        warehouse.discard(staging)
+        publisher.discard(staging)
     assert versions[OLD.isoformat()] != versions[NEW.isoformat()]
     return versions
 

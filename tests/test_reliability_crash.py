@@ -31,7 +31,7 @@ import pytest
 from test_reliability_support import PYTHON, Child, build_info, regime_env, sha256, table_digest, tables
 
 from conftest import SAMPLE_MIRROR
-from regime import datasets, lake, warehouse
+from regime import datasets, lake, publisher, warehouse
 from regime.config import get_settings
 
 OLD, NEW = date(2024, 7, 10), date(2024, 7, 17)
@@ -44,7 +44,7 @@ ZYGOTE = r"""
 import json, os, signal, sys, threading, time, traceback
 from datetime import date
 import duckdb, great_expectations, pandas, pyarrow.parquet  # imported once, before any fork
-from regime import lake, pipeline, warehouse
+from regime import lake, pipeline, publisher, warehouse
 from regime.validation import gate
 
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
@@ -83,14 +83,14 @@ def arm(point):
                 die()
         warehouse.copy_state = patched
     elif point == "before-publish-rename":
-        warehouse.publish = lambda settings, staging: die()
+        publisher.publish = lambda settings, staging: die()
     elif point == "after-publish-rename":
-        publish = warehouse.publish
+        publish = publisher.publish
 
         def patched(settings, staging):
             publish(settings, staging)
             die()  # the new file is in place; the lock is still held until the kernel drops it
-        warehouse.publish = patched
+        publisher.publish = patched
 
 
 def step(name, as_of):
@@ -335,7 +335,7 @@ def test_kill_anywhere_then_rerun(tmp_path, crash_mirror, monkeypatch):
     try:
         assert data_digest(clean) == final
     finally:
-        warehouse.discard(clean)
+        publisher.discard(clean)
 
     assert len(kills) >= 20
     assert {k[1] for k in kills} == {"random", "raw-landed-meta-missing", "partition-temp-written",
@@ -379,11 +379,11 @@ def test_the_sweepers_remove_leftovers_and_keep_what_a_live_process_holds(tmp_pa
                                             " time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        assert sorted(warehouse.sweep_builds(settings)) == sorted([abandoned, orphan_wal, spilled])
+        assert sorted(publisher.sweep_builds(settings)) == sorted([abandoned, orphan_wal, spilled])
         assert not spilled.exists()
         assert held.exists() and empty.exists()
     finally:
         holder.kill()
         holder.wait(30)
     leftovers = sorted(build.glob("warehouse-*"))  # the killed holder's file (and its .wal): swept now
-    assert held in leftovers and sorted(warehouse.sweep_builds(settings)) == leftovers
+    assert held in leftovers and sorted(publisher.sweep_builds(settings)) == leftovers

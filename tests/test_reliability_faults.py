@@ -11,15 +11,12 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import shutil
 import smtplib
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
 
 import pytest
-from test_reliability_support import published_sample
 
 from conftest import SAMPLE_LAST, SAMPLE_MIRROR
 from regime import pipeline, state
@@ -27,25 +24,16 @@ from regime.config import get_settings
 from regime.mailcatcher import MailCatcher
 from regime.sources import cboe, fetch
 from regime.sources.errors import SourceError
-from upstream import Upstream
+from upstream import Upstream, live_upstream, path_of
 
 GOOD = (SAMPLE_MIRROR / "cboe" / "RUT_History.csv").read_bytes()
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.fixture
 def live_rut(monkeypatch, regime_env):
     """Live mode, RUT only, against a local upstream; a 1 s timeout."""
-    with Upstream() as up:
-        monkeypatch.setenv("REGIME_SOURCE", "live")
-        monkeypatch.setenv("REGIME_LIVE_BASE_URL", up.url(""))
-        monkeypatch.setenv("REGIME_INDEXES", "RUT")
-        monkeypatch.setenv("REGIME_HTTP_TIMEOUT", "1")
-        yield up, _path(cboe.url("RUT")), get_settings()
+    with live_upstream(monkeypatch, REGIME_INDEXES="RUT", REGIME_HTTP_TIMEOUT="1") as up:
+        yield up, path_of(cboe.url("RUT")), get_settings()
 
 
 class _ResetThenServe:
@@ -293,11 +281,11 @@ class FlakySMTP:
 
 
 @pytest.fixture
-def published(tmp_path_factory, regime_env, settings, monkeypatch):
-    """A private copy of the published sample (lake, warehouse, outbox with the alerts of 2024-07-17 pending)."""
-    shutil.copytree(published_sample(tmp_path_factory), settings.data_dir)
+def published(published, monkeypatch):
+    """conftest's private copy of the published sample (lake, warehouse, outbox with the alerts of 2024-07-17
+    pending), mail retries 0.1 s apart."""
     monkeypatch.setattr("regime.alerts.mail.RETRY_PAUSE", 0.1)
-    return settings
+    return published
 
 
 def _outbox(settings) -> list[tuple]:

@@ -28,7 +28,7 @@ from test_reliability_support import (
     warehouse_digest,
 )
 
-from conftest import SAMPLE_LAST, SAMPLE_MIRROR
+from conftest import SAMPLE_DATASETS, SAMPLE_LAST, SAMPLE_MIRROR
 from regime import backfill, pipeline
 from regime.config import get_settings
 
@@ -105,8 +105,10 @@ def test_a_backfill_twice_gives_the_same_lake_and_warehouse(tmp_path_factory, sa
     assert resumed["skipped"] == resumed["steps"]
     assert_same(before, snapshot(sample_env))
 
-    # and the full-history datasets are byte for byte those of the daily run as of the same date
+    # and the full-history datasets are byte for byte those of the daily run as of the same date (the daily run
+    # ingests SAMPLE_DATASETS; the put/call archive, which the backfill fetches too, has a weekly DAG of its own)
     daily = lake_digest(published_sample(tmp_path_factory))
-    for name, digest in before["lake"].items():
-        if not name.startswith("options_volume/"):
-            assert daily[name] == digest, name
+    compared = [name for name in before["lake"] if name.split("/")[0] in set(SAMPLE_DATASETS) - {"options_volume"}]
+    assert compared and any(name.startswith("options_putcall/") for name in before["lake"])
+    for name in compared:
+        assert daily[name] == before["lake"][name], name

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import re
-import shutil
 import socket
 import subprocess
 from datetime import date
@@ -24,10 +23,10 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from test_reliability_support import published_sample, warehouse_digest
+from test_reliability_support import warehouse_digest
 
 from conftest import PROJECT, SAMPLE_LAST
-from regime import answers, cli, datasets, lake, pipeline, warehouse
+from regime import answers, cli, datasets, lake, pipeline, publisher, readonly, warehouse
 from regime.config import ConfigError, get_settings
 from regime.sources import cboe
 from upstream import Upstream
@@ -129,12 +128,6 @@ class _AuthSMTP:
         return AuthResult(success=auth_data.password == CREDENTIAL.encode())
 
 
-@pytest.fixture
-def published(tmp_path_factory, regime_env, settings):
-    shutil.copytree(published_sample(tmp_path_factory), settings.data_dir)
-    return settings
-
-
 @pytest.mark.slow
 def test_no_secret_in_a_runs_logs_state_or_files(published, monkeypatch, caplog, capfd):
     """A live ingest that retries (URLs logged) and an alert mailed through an SMTP server that wants a login:
@@ -197,15 +190,15 @@ def test_hostile_names_through_the_cli_and_answers_are_data(published, capsys):
         assert cli.main(argv) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.startswith("regime: ") and err.count("\n") == 1, (argv, err)
-    con = answers.open_warehouse(path)
+    con = readonly.open_warehouse(path)
     try:
         for call in (lambda: answers.since(con, "zscore_50d", HOSTILE), lambda: answers.history(con, HOSTILE, "RUT"),
                      lambda: answers.latest_date(con, HOSTILE, HOSTILE)):
-            with pytest.raises(answers.AnswerError):
+            with pytest.raises(readonly.AnswerError):
                 call()
         assert answers.readings_on(con, SAMPLE_LAST, HOSTILE, HOSTILE) == []
         assert answers.nearest_dates(con, SAMPLE_LAST, HOSTILE, HOSTILE) == (None, None)
-        assert answers.has_table(con, "marts", HOSTILE) is False
+        assert readonly.has_table(con, "marts", HOSTILE) is False
     finally:
         con.close()
     assert warehouse_digest(path) == before  # the table is still there, unchanged
@@ -264,7 +257,7 @@ def test_a_hostile_group_member_reaching_sql_is_only_a_value(published):
         finally:
             con.close()
     finally:
-        warehouse.discard(staging)
+        publisher.discard(staging)
 
 
 # ------------------------------------------------------------------------------------------------ file paths

@@ -1,7 +1,8 @@
 """Helpers shared by the reliability tests (tests/test_reliability_*.py); no tests here.
 
-* `published_sample(tmp_path_factory)`: a data dir with the bundled sample ingested and the warehouse published as
-  of its last session, built once per pytest session and copied by each test that needs one;
+* `published_sample(tmp_path_factory)` (tests/conftest.py, the data dir behind its `published` fixture): the bundled
+  sample ingested and the warehouse published as of its last session, built once per pytest session (per xdist
+  worker) and copied by each test that needs one;
 * `lake_digest`, `raw_digest`, `warehouse_digest`: what "identical" means for the lake (file hashes of every
   Parquet partition), raw landing (bytes and metadata) and the warehouse (a content hash per table, since DuckDB
   files differ byte-wise between two writes of the same data);
@@ -19,42 +20,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from conftest import SAMPLE_LAST, SAMPLE_MIRROR
+from conftest import SAMPLE_MIRROR, published_sample  # noqa: F401 (published_sample: re-exported)
 
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 PYTHON = sys.executable
 # Excluded from "identical" (asserted apart): when and how a file was built, and the append-only log of runs.
 VOLATILE_COLUMNS = {"meta.build_info": ["built_at"], "meta.validation_runs": ["run_at"]}
 BUILD_PATH_TABLES = {"meta.build_method"}  # full rebuild or incremental update: equal content either way
-_CACHE: dict[date, Path] = {}
 DOCS_URL = r"regexp_replace(docs_url, '^file://.*/validation-docs/', 'file://<data dir>/validation-docs/')"
-
-
-def published_sample(tmp_path_factory, as_of: date = SAMPLE_LAST) -> Path:
-    """The data dir of the sample ingested (4 datasets) and built, validated, published as of `as_of`: once per
-    session. Copy it (shutil.copytree) before changing anything."""
-    if as_of not in _CACHE:
-        from regime import pipeline
-        from regime.config import get_settings
-
-        root = tmp_path_factory.mktemp(f"published-{as_of}")
-        with pytest.MonkeyPatch.context() as mp:  # the defaults, whatever the calling test has set
-            for key in [k for k in os.environ if k.startswith("REGIME_")]:
-                mp.delenv(key)
-            mp.setenv("REGIME_DATA_DIR", str(root / "data"))
-            mp.setenv("REGIME_MIRROR_DIR", str(SAMPLE_MIRROR.resolve()))
-            settings = get_settings()
-        for name in DATASETS:
-            pipeline.ingest(name, as_of, settings)
-        pipeline.build_validate_publish(as_of, settings)
-        _CACHE[as_of] = settings.data_dir
-    return _CACHE[as_of]
 
 
 def sha256(path: Path) -> str:

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import SAMPLE_LAST, file_digest
-from regime import lake, pipeline, state, warehouse
+from regime import lake, pipeline, state
+from regime.sql import connect_readonly
 from regime.validation import revisions
 from regime.validation.gate import ValidationFailed, validate_build
 
@@ -26,8 +27,19 @@ def _edit_rut(mirror, old: str, new: str) -> str:
     return str(path)
 
 
+def _accepted(published, tmp_path, entry: str):
+    """A build of the published sample's lake validated with `entry` on the reviewed exception list: the staging
+    file and the gate's report (nothing published)."""
+    listed = tmp_path / "exceptions.csv"
+    listed.write_text(HEADER + entry + "\n")
+    staging = pipeline.build(SAMPLE_LAST, published)
+    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", published.state_dir,
+                            published=published.warehouse_path, exceptions=listed)
+    return staging, report
+
+
 def _published_revisions(settings):
-    con = warehouse.connect_readonly(settings.warehouse_path)
+    con = connect_readonly(settings.warehouse_path)
     try:
         return con.execute("select series, date, field, kind, old, new, file from meta.revisions "
                            "order by seq").fetchall()
@@ -56,11 +68,8 @@ def test_a_2023_close_revised_30_percent_blocks_until_accepted(published, mirror
     assert file_digest(published.warehouse_path) == before
 
     # the reviewed exception list accepts the revised day: the build validates and publishes, meta.revisions shows it
-    listed = tmp_path / "exceptions.csv"
-    listed.write_text(HEADER + "index_prices,RUT,2023-05-10,revision,test case: Cboe restated the close\n")
-    staging = pipeline.build(SAMPLE_LAST, published)
-    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", published.state_dir,
-                            published=published.warehouse_path, exceptions=listed)
+    staging, report = _accepted(published, tmp_path, "index_prices,RUT,2023-05-10,revision,test case: Cboe "
+                                "restated the close")
     assert not report.blocking_failures
     [warning] = [w for w in report.warnings if w.dataset == "revisions"]
     assert warning.unexpected_count == 2
@@ -69,7 +78,7 @@ def test_a_2023_close_revised_30_percent_blocks_until_accepted(published, mirror
         ("RUT", "2023-05-10", "close", "revised", 1451.449951, 1886.884936, rut),
         ("RUT", "2023-05-10", "high", "revised", 1459.839966, 1886.884936, rut),
     ]
-    con = warehouse.connect_readonly(published.warehouse_path)
+    con = connect_readonly(published.warehouse_path)
     try:
         assert con.execute("select close from marts.prices where symbol = 'RUT' and date = '2023-05-10'"
                            ).fetchall() == [(1886.884936,)]
@@ -153,11 +162,8 @@ def test_a_file_dropping_a_week_of_history_blocks_until_accepted(published, mirr
             "accept with the exception entry index_prices,RUT,2024-07-17,removal,<reason>") in line
     assert file_digest(published.warehouse_path) == before
 
-    listed = tmp_path / "exceptions.csv"
-    listed.write_text(HEADER + "index_prices,RUT,2024-07-17,removal,test case: Cboe withdrew a week of history\n")
-    staging = pipeline.build(SAMPLE_LAST, published)
-    report = validate_build(staging, SAMPLE_LAST, tmp_path / "docs", published.state_dir,
-                            published=published.warehouse_path, exceptions=listed)
+    _, report = _accepted(published, tmp_path, "index_prices,RUT,2024-07-17,removal,test case: Cboe withdrew a "
+                          "week of history")
     assert report.passed
 
     path.write_text(full)  # upstream puts the week back: the removals no longer count, nothing to accept

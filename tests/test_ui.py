@@ -23,12 +23,13 @@ import psutil
 import pytest
 import requests
 
-from regime import ui
+from regime.ui import config as ui_config
+from regime.ui import screenshots
 
 pytestmark = pytest.mark.airflow
 
 DAG_IDS = {"regime_daily", "regime_transform", "ingest_index_prices", "ingest_options_volume", "ingest_cftc_tff",
-           "ingest_etf_nav"}
+           "ingest_etf_nav", "ingest_options_putcall"}
 
 
 def free_port() -> int:
@@ -136,7 +137,8 @@ def test_make_ui_logs_in_lists_the_dags_and_stops_everything_on_ctrl_c(airflow_h
         assert listed == DAG_IDS
 
         health = http.get(f"{base}/api/v2/monitor/health", timeout=30).json()
-        assert {name: health[name]["status"] for name in ui.COMPONENTS} == dict.fromkeys(ui.COMPONENTS, "healthy")
+        components = ui_config.COMPONENTS
+        assert {name: health[name]["status"] for name in components} == dict.fromkeys(components, "healthy")
 
         page = http.get(f"{base}/", timeout=30)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -175,7 +177,7 @@ def test_make_ui_logs_in_lists_the_dags_and_stops_everything_on_ctrl_c(airflow_h
         time.sleep(1)
         left = [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in tree if alive(p)]
         assert left == []
-        ui.check_port(port)  # and the port is free again for the next `make ui`
+        ui_config.check_port(port)  # and the port is free again for the next `make ui`
     finally:
         launched.kill()
 
@@ -219,12 +221,12 @@ def test_a_bad_port_says_what_a_port_is(airflow_home):
 
 def test_the_password_is_generated_once_and_kept(tmp_path):
     env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
-    config = ui.load_config(env, port=free_port())
+    config = ui_config.load_config(env, port=free_port())
     assert config.login_file == tmp_path / "simple_auth_manager_passwords.json.generated"  # Airflow's default
-    first = ui.ensure_passwords(config)
+    first = ui_config.ensure_passwords(config)
     assert set(first) == {"admin", "viewer"} and all(len(p) >= 16 for p in first.values())
     assert first["admin"] != first["viewer"]
-    assert ui.ensure_passwords(config) == first  # the same on the next start
+    assert ui_config.ensure_passwords(config) == first  # the same on the next start
     assert json.loads(config.login_file.read_text()) == first
     assert stat.S_IMODE(config.login_file.stat().st_mode) == 0o600
 
@@ -239,19 +241,20 @@ def test_the_operations_guide_shows_every_screenshot_of_the_ui():
     for name in files:
         head = (docs / "img" / name).read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")) == (ui.WIDTH, ui.HEIGHT)
+        size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+        assert size == (screenshots.WIDTH, screenshots.HEIGHT)
 
 
 def test_a_password_set_before_is_kept_and_its_file_made_private(tmp_path):
     stored = tmp_path / "simple_auth_manager_passwords.json.generated"
     stored.write_text('{"admin": "chosen-by-the-operator"}\n')
     stored.chmod(0o644)
-    config = ui.load_config({"AIRFLOW_HOME": str(tmp_path)}, port=free_port())
-    assert ui.ensure_passwords(config) == {"admin": "chosen-by-the-operator"}
+    config = ui_config.load_config({"AIRFLOW_HOME": str(tmp_path)}, port=free_port())
+    assert ui_config.ensure_passwords(config) == {"admin": "chosen-by-the-operator"}
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
 
 
 def test_the_screenshots_run_as_of_the_sample_s_last_session():
     from conftest import SAMPLE_LAST, SAMPLE_MIRROR
 
-    assert ui.mirror_last_session(SAMPLE_MIRROR) == SAMPLE_LAST
+    assert screenshots.mirror_last_session(SAMPLE_MIRROR) == SAMPLE_LAST

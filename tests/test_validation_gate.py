@@ -8,34 +8,24 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SAMPLE_LAST, file_digest
+from conftest import SAMPLE_LAST, file_digest, published_run
 from regime import pipeline, state
-from regime.config import get_settings
 from regime.validation import cftc_tff, etf_nav, extremes, indicators, options_volume, prices, regime_daily
 from regime.validation.gate import ValidationFailed, validate_build
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, mirror_module):
-    """A validated, published warehouse of the whole sample (built once for the module)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REGIME_DATA_DIR", str(tmp_path_factory.mktemp("gate") / "data"))
-    mp.setenv("REGIME_MIRROR_DIR", str(mirror_module))
-    settings = get_settings()
-    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav"):
-        pipeline.ingest(name, SAMPLE_LAST, settings)
-    summary = pipeline.build_validate_publish(SAMPLE_LAST, settings)
-    yield settings, summary
-    mp.undo()
+def published(tmp_path_factory):
+    """The validated, published warehouse of the whole sample and its run's summary (conftest's published_run,
+    built once per session): shared, so read only; a test that writes into the data dir uses `own_copy`."""
+    return published_run(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def mirror_module(tmp_path_factory):
-    from conftest import SAMPLE_MIRROR
-
-    target = tmp_path_factory.mktemp("mirror") / "mirror"
-    shutil.copytree(SAMPLE_MIRROR, target)
-    return target
+@pytest.fixture
+def own_copy(published, regime_env, settings):
+    """A private copy of the published sample's data dir, for a test that writes into it: (settings, summary)."""
+    shutil.copytree(published[0].data_dir, settings.data_dir)
+    return settings, published[1]
 
 
 # An update's gate validates the rows dated after meta.build_method.recomputed_after: every tampered row below is
@@ -138,8 +128,8 @@ def test_each_suite_rejects_bad_data(published, tmp_path, suite, sql, words, pat
 
 
 @pytest.mark.slow
-def test_a_failed_run_publishes_nothing_and_keeps_the_record(published, tmp_path):
-    settings, _ = published
+def test_a_failed_run_publishes_nothing_and_keeps_the_record(own_copy, tmp_path):
+    settings, _ = own_copy
     before = file_digest(settings.warehouse_path)
     staging = _copy_and_tamper(settings, tmp_path, "update marts.prices set close = 0 where symbol = 'NDX'")
     with pytest.raises(ValidationFailed, match="1394 unexpected rows"):
@@ -174,8 +164,8 @@ def test_stale_sources_are_warnings_that_name_the_source(published, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_earlier_as_of_rebuild_may_hold_fewer_rows(published, tmp_path):
-    settings, _ = published
+def test_an_earlier_as_of_rebuild_may_hold_fewer_rows(own_copy, tmp_path):
+    settings, _ = own_copy
     staging = pipeline.build(date(2024, 7, 10), settings)
     report = validate_build(Path(staging), date(2024, 7, 10), tmp_path / "docs", tmp_path / "state",
                             published=settings.warehouse_path, suites=(prices,))

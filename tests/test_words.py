@@ -47,6 +47,7 @@ def test_every_registered_indicator_has_a_name_and_a_unit():
     ("call_volume_5d", "IWM", "IWM 5-day call volume"),
     ("net_pct_oi", "239742:lev_money", "Russell 2000 E-mini · leveraged funds net position"),
     ("etf_flow_5d_pct_spread", "small-large", "Small-cap minus large-cap ETFs, 5-day flow spread"),
+    ("putcall_ratio_10d", "equity", "Cboe equity options 10-day average put/call ratio"),
     ("new_thing_3d", "XYZ", "XYZ new thing 3d"),
 ])
 def test_a_reading_is_named_in_words(indicator, subject, name):

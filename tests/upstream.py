@@ -6,14 +6,20 @@
         up.route("/flaky", responses=[(503, b""), (200, b"ok")])  # one response per request, last repeats
         up.url("/api/RUT_History.csv")
         up.requests  # list of (path, headers) received
+
+    with live_upstream(monkeypatch, REGIME_HTTP_TIMEOUT="1") as up:  # the pipeline's live mode asks `up`
+        up.route(path_of(cboe.url("RUT")), body=b"...")
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -84,3 +90,20 @@ class Upstream:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def path_of(url: str) -> str:
+    """The path and query of a publisher's URL: where an Upstream serves it (live mode swaps the host for the
+    REGIME_LIVE_BASE_URL)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@contextmanager
+def live_upstream(monkeypatch, **regime: str) -> Iterator[Upstream]:
+    """A running Upstream that the pipeline's live mode asks instead of the publishers: REGIME_SOURCE=live and
+    REGIME_LIVE_BASE_URL its URL, plus the REGIME_* settings given (e.g. REGIME_HTTP_TIMEOUT="1")."""
+    with Upstream() as up:
+        for name, value in {"REGIME_SOURCE": "live", "REGIME_LIVE_BASE_URL": up.url(""), **regime}.items():
+            monkeypatch.setenv(name, value)
+        yield up

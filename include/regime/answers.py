@@ -1,37 +1,33 @@
-"""Answers to an analyst's questions about the published warehouse, and the plain words that phrase them.
+"""Answers to an analyst's questions about the published warehouse: a day's readings with their extremes, records,
+regime row and headlines, one pair's history, what a reading is measured against, and its past analogs.
 
 The `regime` command (regime/cli.py) prints these; regime/words.py phrases them (as it does for the report and the
 alert mails), e.g. `words.describe(reading)` -> "Russell 2000 z-score vs its 50-day average on 2024-07-16: +4.42σ,
 the highest on record (history since 1987-11-18); 100th percentile".
 
 Every function takes an open connection; values always reach SQL as bound parameters ($name), never as text.
-A question the warehouse cannot answer as asked raises AnswerError with a one-line message saying what would work.
+A question the warehouse cannot answer as asked raises AnswerError (regime/readonly.py) with a one-line message
+saying what would work; names are resolved as regime/arguments.py does for the command line.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 from dataclasses import dataclass, fields
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from regime import indicators as _registry
 from regime import words
+from regime.arguments import resolve_indicator, resolve_subject
 from regime.indicators import REGISTRY
+from regime.readonly import AnswerError, has_table
 
 HEADLINE = tuple(indicator.name for indicator in REGISTRY if indicator.headline)
 # A record counts once its series is this old (as in marts.regime_daily.records).
 RECORD_MIN_DAYS: int = int(getattr(_registry, "REGIME_RULES", {}).get("record_min_days", 0))
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class AnswerError(ValueError):
-    """The question cannot be answered as asked; the message (one line) says why and what would work."""
 
 
 @dataclass(frozen=True)
@@ -66,125 +62,6 @@ class Reading:
 
 COLUMNS = tuple(f.name for f in fields(Reading))
 _SELECT = ", ".join(COLUMNS)
-
-
-# ---------------------------------------------------------------- opening the warehouse
-
-
-def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
-    """The published warehouse, read-only, with no access to other files, the network or extensions
-    (so not even a SELECT can write a file or fetch a URL), configuration locked."""
-    missing = AnswerError(f"no warehouse at {path}: run the pipeline first (make demo)")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise missing
-    try:
-        con = duckdb.connect(str(path), read_only=True, config={
-            "enable_external_access": False,
-            "python_enable_replacements": False,  # a query cannot read this process's Python objects
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "lock_configuration": True,
-        })
-    except duckdb.Error as exc:
-        raise AnswerError(f"cannot open the warehouse at {path}: {first_line(exc)}") from None
-    if not has_table(con, "marts", "indicators"):
-        con.close()
-        raise missing
-    return con
-
-
-def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    rows = con.execute(
-        "select count(*) from information_schema.tables"
-        " where table_catalog = current_database() and table_schema = $schema and table_name = $table",
-        {"schema": schema, "table": table},
-    ).fetchall()
-    return rows[0][0] > 0
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# ---------------------------------------------------------------- arguments
-
-
-def parse_date(text: str) -> date:
-    if _DATE.fullmatch(text.strip()):
-        try:
-            return date.fromisoformat(text.strip())
-        except ValueError:
-            pass
-    raise AnswerError(f"invalid date {text!r}: expected YYYY-MM-DD, e.g. 2024-07-16")
-
-
-def indicator_names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [name for (name,) in con.execute("select distinct indicator from marts.indicators order by 1").fetchall()]
-
-
-def subject_names(con: duckdb.DuckDBPyConnection, indicator: str | None = None) -> list[str]:
-    rows = con.execute(
-        "select distinct subject from marts.indicators where $indicator is null or indicator = $indicator order by 1",
-        {"indicator": indicator},
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
-def resolve_indicator(con: duckdb.DuckDBPyConnection, name: str, subject: str | None = None) -> str:
-    """The indicator as the warehouse spells it (case-insensitive if unambiguous), or AnswerError with suggestions.
-    `subject`, the argument given after it, only serves to spot the two given the wrong way round."""
-    known = indicator_names(con)
-    found = _match(name, known)
-    if found is not None:
-        return found
-    message = f"unknown indicator {name!r}"
-    rows = con.execute("select distinct indicator from marts.indicators where subject = $subject order by 1",
-                       {"subject": name}).fetchall()
-    of_subject = [indicator for (indicator,) in rows]
-    if of_subject:
-        example = subject if subject in of_subject else of_subject[0]
-        raise AnswerError(f"{message}: that is a subject; give the indicator first, e.g. {example} {name}")
-    raise AnswerError(message + _suggest(name, known, "indicators"))
-
-
-def resolve_subject(con: duckdb.DuckDBPyConnection, indicator: str, name: str) -> str:
-    """The subject of `indicator` as the warehouse spells it, or AnswerError with suggestions."""
-    rows = con.execute(
-        "select count(*) from marts.indicators where indicator = $indicator and subject = $subject",
-        {"indicator": indicator, "subject": name},
-    ).fetchall()
-    if rows[0][0]:
-        return name
-    known = subject_names(con, indicator)
-    found = _match(name, known)
-    if found is not None:
-        return found
-    raise AnswerError(f"unknown subject {name!r} for {indicator}" + _suggest(name, known, f"subjects of {indicator}"))
-
-
-def _match(name: str, known: list[str]) -> str | None:
-    if name in known:
-        return name
-    folded = [k for k in known if k.casefold() == name.casefold()]
-    return folded[0] if len(folded) == 1 else None
-
-
-def _suggest(name: str, known: list[str], what: str) -> str:
-    by_fold: dict[str, str] = {}
-    for k in known:
-        by_fold.setdefault(k.casefold(), k)
-    close = [by_fold[m] for m in difflib.get_close_matches(name.casefold(), list(by_fold), n=3, cutoff=0.6)]
-    if close:
-        return "; did you mean " + _either([repr(c) for c in close]) + "?"
-    if not known:
-        return f"; there are no {what}"
-    shown = ", ".join(known[:10]) + (f", … ({len(known)} in all)" if len(known) > 10 else "")
-    return f"; known {what}: {shown}"
-
-
-def _either(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 # ---------------------------------------------------------------- dates with data
@@ -431,68 +308,6 @@ def headlines(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
 
 
 # ---------------------------------------------------------------- read-only SQL
-
-READ_PRAGMAS = frozenset({
-    "collations", "database_list", "database_size", "functions", "metadata_info", "platform", "show",
-    "show_databases", "show_tables", "show_tables_expanded", "storage_info", "table_info", "user_agent", "version",
-})
-_READ_TYPES = frozenset({"SELECT"})  # SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, UNPIVOT
-_ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, read-only PRAGMAs"
-_PRAGMA = re.compile(r"\s*pragma\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
-_EXPLAIN = re.compile(r"\s*explain(\s+analyze)?\s+", re.IGNORECASE)
-_LEADING_COMMENTS = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/)*", re.DOTALL)
-
-
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but one reading statement (AnswerError). The connection is read-only besides."""
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise AnswerError(f"cannot parse the query: {first_line(exc)}") from None
-    if not statements:
-        raise AnswerError("no SQL statement given")
-    for statement in statements:
-        _check_statement(con, statement)
-    if len(statements) > 1:
-        raise AnswerError(f"one statement at a time, please (got {len(statements)})")
-
-
-def _check_statement(con: duckdb.DuckDBPyConnection, statement) -> None:
-    kind = statement.type.name
-    text = _LEADING_COMMENTS.sub("", statement.query, count=1)
-    if kind in _READ_TYPES:
-        return
-    pragma = _PRAGMA.match(text)
-    if kind == "PRAGMA" and pragma and pragma.group(1).lower() in READ_PRAGMAS:
-        return
-    if kind == "EXPLAIN":
-        try:
-            inner = con.extract_statements(_EXPLAIN.sub("", text, count=1))
-        except duckdb.Error:
-            inner = []
-        if len(inner) == 1:
-            _check_statement(con, inner[0])
-            return
-    what = f"PRAGMA {pragma.group(1)}" if pragma else _keyword(text)
-    raise AnswerError(f"{what} is refused: regime sql only reads the warehouse ({_ALLOWED})")
-
-
-def _keyword(text: str) -> str:
-    words = re.findall(r"[A-Za-z_]+", text)
-    return words[0].upper() if words else "this statement"
-
-
-def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of one reading statement; AnswerError for anything else or a failing query."""
-    check_read_only(con, sql)
-    try:
-        cursor = con.execute(sql)
-        if cursor.description is None:
-            return [], []
-        names = [d[0] for d in cursor.description]
-        return names, cursor.fetchall()
-    except duckdb.Error as exc:
-        raise AnswerError(f"query failed: {first_line(exc)}") from None
 
 
 # ---------------------------------------------------------------- what happened next

@@ -2,8 +2,9 @@
 same code the DAG tasks run. Resumable and safe to rerun: every step is idempotent, finished steps are
 recorded in `state/backfill/<start>_<end>.json`, and OCC days already in the lake are not fetched again.
 
-Cboe, CFTC and ETF files carry their whole history, so they are fetched once, as of the range's end; OCC
-publishes one file per underlying and day, so its sessions are fetched month by month.
+The datasets whose files carry their whole history (Cboe indexes and put/call archive, CFTC, ETF issuers:
+`Dataset.full_history`) are fetched once, as of the range's end; OCC publishes one file per underlying and day, so
+its sessions are fetched month by month.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from datetime import date
 from itertools import groupby
 from pathlib import Path
 
-from regime import pipeline
+from regime import datasets, pipeline
 from regime.config import Settings, get_settings
 
-FULL_HISTORY = ("index_prices", "cftc_tff", "etf_nav")
+FULL_HISTORY = tuple(d.name for d in datasets.ALL if d.full_history)
 
 
 def _checkpoint(settings: Settings, start: date, end: date) -> Path:

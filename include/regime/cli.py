@@ -1,4 +1,4 @@
-"""The `regime` command: ask the published warehouse questions from a shell.
+"""The `regime` command: ask the published warehouse questions from a shell, and print the answers.
 
     regime latest [--date D]                           the regime label, headline readings and records of a day
     regime since INDICATOR SUBJECT [--date D]          where a reading stands in its history, in plain words
@@ -8,94 +8,28 @@
 
 The warehouse is $REGIME_DATA_DIR/warehouse.duckdb (the pipeline's configuration); `--warehouse PATH` overrides
 it. Tables and colour with rich when stdout is a terminal, plain text otherwise. Mistakes exit with code 2 and one
-line on stderr. The questions and their phrasing live in regime/answers.py; this module parses and prints.
+line on stderr. The arguments are parsed in regime/arguments.py, the questions answered in regime/answers.py and
+phrased by regime/words.py, the connection and `regime sql`'s guard are regime/readonly.py, the printing
+regime/output.py; this module runs each command.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any
 
 import duckdb
 
-from regime import answers, words
-from regime.answers import AnswerError, Reading
+from regime import answers, objectstore, readonly, remote_warehouse, words
+from regime.answers import Reading
+from regime.arguments import EXIT_FAILURE, EXIT_USAGE, build_parser
 from regime.config import ConfigError, get_settings
-
-EXIT_USAGE = 2  # a question the warehouse cannot answer as asked, or a bad argument
-EXIT_FAILURE = 1  # the warehouse failed to answer (an unexpected database error)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line on stderr (exit 2) like every other error of the command."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"regime: {message} (see '{self.prog} --help')\n")
-
-
-def _date(text: str) -> date:
-    try:
-        return answers.parse_date(text)
-    except AnswerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--warehouse", metavar="PATH", type=Path, default=argparse.SUPPRESS,
-                        help="the warehouse file (default: $REGIME_DATA_DIR/warehouse.duckdb)")
-    parser = _Parser(prog="regime", description="Ask the published regime warehouse questions (read-only).",
-                     parents=[common])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-
-    latest = commands.add_parser("latest", parents=[common], help="the regime, headline readings and records of a day",
-                                 description="The regime label, the headline readings with their 'highest since' / "
-                                             "'lowest since' and percentile, and the records set that day.")
-    latest.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="the day (default: the latest with data)")
-
-    since = commands.add_parser("since", parents=[common], help="where one reading stands in its history",
-                                description="One reading in plain words: the highest/lowest on record or since when, "
-                                            "and its percentile in its history to date.")
-    since.add_argument("indicator", help="e.g. zscore_50d")
-    since.add_argument("subject", help="e.g. RUT")
-    since.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
-                       help="the day (default: the latest with a reading of INDICATOR SUBJECT)")
-
-    history = commands.add_parser("history", parents=[common], help="the readings of one indicator and subject",
-                                  description="The readings of INDICATOR SUBJECT from --start to --end inclusive.")
-    history.add_argument("indicator", help="e.g. zscore_50d")
-    history.add_argument("subject", help="e.g. RUT")
-    history.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first day (default: the first reading)")
-    history.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last day (default: the last reading)")
-    history.add_argument("--csv", action="store_true", help="CSV on stdout: date,indicator,subject,value")
-
-    analogs = commands.add_parser("analogs", parents=[common], help="what followed past episodes like today's",
-                                  description="The earlier episodes of INDICATOR SUBJECT beyond the same threshold "
-                                              "as the reading of --date (marts.episodes), each with the forward "
-                                              "5/20/60-session returns of the index and of small minus large as "
-                                              "known on that date, then a summary per horizon.")
-    analogs.add_argument("indicator", help="e.g. zscore_50d")
-    analogs.add_argument("subject", help="e.g. RUT")
-    analogs.add_argument("--threshold", type=float, metavar="X",
-                         help="a configured threshold, e.g. 3 (±3σ) or 0.99 (a percentile); default: the strictest "
-                              "the reading is beyond")
-    analogs.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
-                         help="the day (default: the latest with a reading of INDICATOR SUBJECT)")
-    analogs.add_argument("--csv", action="store_true", help="CSV on stdout: one row per earlier episode")
-
-    sql = commands.add_parser("sql", parents=[common], help="run one read-only query",
-                              description="Run one reading statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, "
-                                          "EXPLAIN, read-only PRAGMAs) on a read-only connection.")
-    sql.add_argument("query", help="the statement; '-' reads it from stdin")
-    sql.add_argument("--csv", action="store_true", help="CSV on stdout, with a header")
-    return parser
+from regime.output import Output, cell, numeric_column, write_csv
+from regime.readonly import AnswerError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,17 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out = Output(sys.stdout)
     try:
-        path = getattr(args, "warehouse", None) or get_settings().warehouse_path
-        con = answers.open_warehouse(path)
+        where = getattr(args, "warehouse", None)  # s3://…: the latest build published there, downloaded
+        path = remote_warehouse.warehouse_path(where) if where else get_settings().warehouse_path
+        con = readonly.open_warehouse(path)
         try:
             COMMANDS[args.command](con, args, out)
         finally:
             con.close()
-    except (AnswerError, ConfigError) as exc:
+    except (AnswerError, ConfigError, objectstore.ObjectStoreError) as exc:
         print(f"regime: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except duckdb.Error as exc:
-        print(f"regime: the warehouse query failed: {answers.first_line(exc)}", file=sys.stderr)
+        print(f"regime: the warehouse query failed: {readonly.first_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:  # `regime history … | head`: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -163,7 +98,7 @@ def cmd_latest(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Ou
 
     regime = answers.regime_row(con, day)
     if regime is None:
-        if not answers.has_table(con, "marts", "regime_daily"):
+        if not readonly.has_table(con, "marts", "regime_daily"):
             why = "this warehouse has no marts.regime_daily"
         else:
             known = answers.regime_dates(con)
@@ -283,128 +218,18 @@ def cmd_analogs(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: O
 
 def cmd_sql(con: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Output) -> None:
     query = sys.stdin.read() if args.query == "-" else args.query
-    names, rows = answers.run_query(con, query)
+    names, rows = readonly.run_query(con, query)
     if args.csv:
         write_csv(out.stream, names, rows)
         return
     if not names:
         return
-    right = {i for i in range(len(names)) if _numeric_column([row[i] for row in rows])}
+    right = {i for i in range(len(names)) if numeric_column([row[i] for row in rows])}
     out.table(names, [[cell(value) for value in row] for row in rows], right=right)
     out.line(f"({len(rows)} row{'' if len(rows) == 1 else 's'})", style="dim")
 
 
 COMMANDS = {"latest": cmd_latest, "since": cmd_since, "history": cmd_history, "analogs": cmd_analogs, "sql": cmd_sql}
-
-
-# ---------------------------------------------------------------- printing
-
-
-def _numeric_column(values: list[Any]) -> bool:
-    present = [v for v in values if v is not None]
-    return bool(present) and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in present)
-
-
-def cell(value: Any) -> str:
-    """A value for a table: NULL, true/false, ISO dates, floats to 4 decimals, lists as [a, b]."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        if value != 0 and abs(value) < 0.001:
-            return f"{value:.4g}"
-        return f"{value:.4f}".rstrip("0").rstrip(".")
-    if isinstance(value, date | datetime):
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(cell(v) for v in value) + "]"
-    return str(value)
-
-
-def csv_cell(value: Any) -> str:
-    """A value for CSV: empty for NULL, full precision for floats."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return cell(value)
-
-
-def write_csv(stream: TextIO, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow([csv_cell(value) for value in row])
-
-
-class Output:
-    """Lines and tables: rich (colour, boxes) on a terminal, plain aligned text otherwise."""
-
-    def __init__(self, stream: TextIO, rich: bool | None = None):
-        self.stream = stream
-        self.rich = _isatty(stream) if rich is None else rich
-        self._console = None
-        if self.rich:
-            from rich.console import Console
-
-            self._console = Console(file=stream, force_terminal=True, highlight=False, markup=False, emoji=False)
-
-    def line(self, text: str = "", style: str | None = None, indent: int = 0) -> None:
-        if self._console is None:
-            print(" " * indent + text if text else "", file=self.stream)
-        else:
-            from rich.text import Text
-
-            line = Text(" " * indent)
-            line.append(text, style=style or "")
-            self._console.print(line, soft_wrap=True)  # long sentences wrap in the terminal, not in the text
-
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int] = frozenset(),
-              header: bool = True, indent: int = 0, styles: Sequence[str | None] | None = None) -> None:
-        if self._console is None:
-            for text in plain_table(columns, rows, right=right, header=header):
-                print(" " * indent + text, file=self.stream)
-            return
-        from rich import box
-        from rich.padding import Padding
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=box.SIMPLE_HEAD if header else None, show_header=header, pad_edge=False)
-        for i, name in enumerate(columns):
-            table.add_column(Text(name), justify="right" if i in right else "left")
-        for i, row in enumerate(rows):
-            table.add_row(*(Text(value) for value in row), style=styles[i] if styles else None)
-        self._console.print(Padding(table, (0, 0, 0, indent)) if indent else table)
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int] = frozenset(),
-                header: bool = True) -> list[str]:
-    """Aligned columns separated by two spaces, a dashed rule under the header; no trailing spaces."""
-    shown = [list(columns)] if header else []
-    widths = [max(len(str(r[i])) for r in [*shown, *rows]) for i in range(len(columns))]
-
-    def fmt(row: Sequence[str]) -> str:
-        parts = [str(v).rjust(w) if i in right else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths,
-                                                                                                    strict=True))]
-        return "  ".join(parts).rstrip()
-
-    lines = []
-    if header:
-        lines.append(fmt(columns))
-        lines.append("  ".join("-" * w for w in widths))
-    lines.extend(fmt(row) for row in rows)
-    return lines
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@
 | REGIME_LIVE_BASE_URL | (unset) | live mode: fetch publisher paths from this base (a proxy, a test server) |
 | REGIME_YAHOO_INDEXES | (empty: off) | optional Yahoo Finance index series Cboe lacks, e.g. `^SP600` (as SP600) |
 | REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while building the warehouse (beyond it: spill to disk) |
-| REGIME_MAX_FILE_MB | (unset: per source) | MiB limit of any upstream file (else MAX_FILE_MB: 64, occ 16, yahoo 32) |
+| REGIME_MAX_FILE_MB | (unset: per source) | MiB limit of any upstream file (else MAX_FILE_MB: 16 to 64 per source) |
+| REGIME_PUBLISH_URI | (unset: off) | `s3://bucket/prefix` or a folder: each publish also uploads the warehouse there |
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from regime import PROJECT_DIR
 
 # Size limits (MiB) of one upstream file per source, well above the real files: Cboe's longest history (SPX since
 # 1927) is 2 MB, a full-year CFTC zip 0.5 MB, an issuer's NAV history 3 MB (Invesco's JSON since 1999), an SSGA
-# workbook 50 kB, the sample's Yahoo chart 0.14 MB, an OCC day answer a few kB. REGIME_MAX_FILE_MB overrides them all.
-MAX_FILE_MB = {"cboe": 64.0, "cftc": 64.0, "etf": 64.0, "yahoo": 32.0, "occ": 16.0}
+# workbook 50 kB, the sample's Yahoo chart 0.14 MB, an OCC day answer a few kB, a Cboe put/call history 0.14 MB.
+# REGIME_MAX_FILE_MB overrides them all.
+MAX_FILE_MB = {"cboe": 64.0, "cftc": 64.0, "etf": 64.0, "yahoo": 32.0, "occ": 16.0, "cboe_putcall": 16.0}
 DEFAULT_MAX_FILE_MB = 64.0  # a source not listed above
 
 
@@ -82,6 +84,7 @@ class Settings:
     smtp_connect_timeout: float = 30.0  # seconds: alert mail, connect phase (docs/alerts.md: SMTP timeouts)
     smtp_send_timeout: float = 120.0  # seconds: alert mail, the whole transaction once connected
     max_file_mb: float | None = None  # REGIME_MAX_FILE_MB: one limit for every source; None: MAX_FILE_MB per source
+    publish_uri: str | None = None  # REGIME_PUBLISH_URI: also upload each published build there (regime.objectstore)
 
     def max_file_bytes(self, source: str) -> int:
         """The size limit in bytes of one upstream file of `source` (REGIME_MAX_FILE_MB or the source's default)."""
@@ -205,6 +208,19 @@ def _memory(name: str, default: str) -> str:
     return value
 
 
+def _publish_uri() -> str | None:
+    """REGIME_PUBLISH_URI, checked (regime.objectstore.parse_location); credentials come from the environment."""
+    raw = os.environ.get("REGIME_PUBLISH_URI", "").strip()
+    if not raw:
+        return None
+    from regime.objectstore import LocationError, parse_location
+
+    try:
+        return parse_location(raw).uri
+    except LocationError as exc:
+        raise ConfigError(f"REGIME_PUBLISH_URI: {exc}") from None
+
+
 def _max_file_mb() -> float | None:
     raw = os.environ.get("REGIME_MAX_FILE_MB", "").strip()
     if not raw:
@@ -251,4 +267,5 @@ def get_settings() -> Settings:
         smtp_connect_timeout=_seconds("REGIME_SMTP_CONNECT_TIMEOUT", "30"),
         smtp_send_timeout=_seconds("REGIME_SMTP_SEND_TIMEOUT", "120"),
         max_file_mb=_max_file_mb(),
+        publish_uri=_publish_uri(),
     )

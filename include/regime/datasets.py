@@ -37,6 +37,9 @@ class Dataset:
     # its upstream files carry each series' whole history (Cboe, CFTC, ETF issuers): a file is authoritative for the
     # dates it covers, and a row it no longer holds is dropped (lake.upsert_partition); False: one file per day (OCC)
     full_history: bool = True
+    # an archive its publisher stopped updating (Cboe's put/call volume ends 2019-10-04): no freshness limit applies
+    # (regime.freshness), and no session's build waits for it (regime.orchestration.SESSION_DATASETS)
+    archive: bool = False
 
     def partition_path(self, lake_dir: Path, value: str) -> Path:
         return lake.partition_path(lake_dir, self.name, self.partition, value)
@@ -98,5 +101,11 @@ CFTC_TFF = Dataset("cftc_tff", "market_code", ("report_date",), pa.schema([
 ETF_NAV = Dataset("etf_nav", "ticker", ("date",), pa.schema([
     ("date", pa.date32()), ("ticker", pa.string()), ("nav", pa.float64()), ("shares_outstanding", pa.float64()),
 ]))
+# Cboe's daily put/call volume history per product (total, equity, index) since 2006, as published: the long history
+# of options volume OCC does not keep (docs/sources.md, "Cboe put/call volume")
+OPTIONS_PUTCALL = Dataset("options_putcall", "product", ("date",), pa.schema([
+    ("date", pa.date32()), ("product", pa.string()), ("call_volume", pa.int64()), ("put_volume", pa.int64()),
+    ("total_volume", pa.int64()), ("pc_ratio", pa.float64()),
+]), archive=True)
 
-ALL: tuple[Dataset, ...] = (INDEX_PRICES, OPTIONS_VOLUME, CFTC_TFF, ETF_NAV)
+ALL: tuple[Dataset, ...] = (INDEX_PRICES, OPTIONS_VOLUME, CFTC_TFF, ETF_NAV, OPTIONS_PUTCALL)

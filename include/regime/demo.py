@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from regime import answers, freshness, state, warehouse, words
+from regime import answers, freshness, state, words
 from regime.config import Settings, get_settings
 from regime.datasets import ALL, CFTC_TFF, ETF_NAV, INDEX_PRICES, OPTIONS_VOLUME, Dataset
 from regime.mailcatcher import MailCatcher
+from regime.sql import connect_readonly, table_counts
 
 DAG_ID = "regime_daily"
 _TASK = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\S+)")
@@ -215,11 +216,11 @@ def run_dag(as_of: date, env: dict, log_path: Path) -> int:
 
 
 def summary(settings: Settings, as_of: date) -> None:
-    con = warehouse.connect_readonly(settings.warehouse_path)
+    con = connect_readonly(settings.warehouse_path)
     try:
         print(f"\nWarehouse: {settings.warehouse_path}")
         print("  query it with: .venv/bin/regime sql \"select * from marts.indicators limit 5\"  (read-only)")
-        for table, count in warehouse.table_counts(con).items():
+        for table, count in table_counts(con).items():
             print(f"  {table:<24} {count:>8} rows")
         rows = con.execute(
             "select date, indicator, subject, value from marts.indicators where value is not null and "

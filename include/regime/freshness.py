@@ -76,6 +76,8 @@ def problems_of(settings: Settings, as_of: date, found_series: dict[Dataset, lis
     `found_series` maps each dataset to its series with their newest date on or before `as_of`."""
     found = []
     for dataset, series in found_series.items():
+        if dataset.archive:  # Cboe's put/call volume ended in 2019: its age is no problem, nor its absence
+            continue
         if not series:
             found.append(f"{dataset.name}: no data on or before {as_of} in {where}")
             continue

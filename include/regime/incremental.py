@@ -1,7 +1,8 @@
 """What an incremental update shares with the models it recomputes: how far back it may go (MAX_INCREMENTAL_DAYS),
 how it refuses (NotIncremental), and from which date a look-back over sessions reads (history_from).
 
-regime.warehouse.update drives the update; regime.extremes and regime.analogs take these from here, not from it.
+regime.warehouse.update drives the update; regime.readings, regime.lake_changes, regime.extremes and regime.analogs
+take these from here, not from it.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Adding an indicator = one SQL file in include/sql/indicators/ that selects (date, subject, value),
 one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value.
-Indicator SQL reads marts.prices, staging.{options_volume,cftc_tff,etf_nav} and the intermediate models that
-several indicators share (include/sql/intermediate/, `intermediate.<name>`: regime.warehouse.indicator_queries builds
-one with the parameters of the indicator that reads it), with the bound parameters
+Indicator SQL reads marts.prices, staging.{options_volume,cftc_tff,etf_nav,options_putcall} and the intermediate models
+that several indicators share (include/sql/intermediate/, `intermediate.<name>`: regime.readings.indicator_queries
+builds one with the parameters of the indicator that reads it), with the bound parameters
 $as_of, $small_caps and $large_caps (always given by the build), and $since and $history_from: it selects only
 readings dated after $since and reads only input rows dated on or after $history_from. A full build binds both to
 0001-01-01; an incremental build (regime.warehouse.update, docs/performance.md) binds $since to the last date whose
@@ -44,6 +44,7 @@ SESSIONS: dict[str, str] = {
     ),
     "underlying": "select underlying as series, date from staging.options_volume",
     "etf": "select ticker as series, date from staging.etf_nav",
+    "putcall": "select product as series, date from staging.options_putcall",
 }
 
 
@@ -146,6 +147,32 @@ REGISTRY: tuple[Indicator, ...] = (
         headline=True,
         lookback_sessions=4,
         sessions="etf",
+    ),
+    # Cboe's put/call volume history (total, equity, index products, 2006 to 2019-10-04): not headline, as the
+    # archive has no current readings; its records and extremes are in marts.extremes like every indicator's
+    Indicator(
+        "putcall_ratio",
+        "indicators/putcall_ratio.sql",
+        "Cboe put volume over call volume that day, per product (total, equity, index).",
+        bounds=(0.0, 10.0),  # puts 10x calls in a day: never in 2006-2019 (highest: index 3.50, total 1.82)
+        lookback_sessions=0,
+        sessions="putcall",
+    ),
+    Indicator(
+        "putcall_ratio_10d",
+        "indicators/putcall_ratio_10d.sql",
+        "Mean of the product's last 10 daily Cboe put/call ratios, per product.",
+        bounds=(0.0, 10.0),
+        lookback_sessions=9,
+        sessions="putcall",
+    ),
+    Indicator(
+        "putcall_call_volume_5d",
+        "indicators/putcall_call_volume_5d.sql",
+        "Cboe call volume over the product's last 5 sessions, per product.",
+        bounds=(0.0, 5e9),  # 1e9 contracts a day: ten times the busiest day of all US listed options
+        lookback_sessions=4,
+        sessions="putcall",
     ),
 )
 

@@ -22,7 +22,7 @@ import pandas as pd
 from regime import datasets, lake, state
 from regime.config import Settings
 from regime.datasets import Dataset
-from regime.sources import cboe, cftc, etf, occ, yahoo
+from regime.sources import cboe, cboe_putcall, cftc, etf, occ, yahoo
 from regime.sources.errors import SourceError, SourceMissing
 from regime.sources.fetch import Fetched, fetch_http, fetch_mirror
 
@@ -352,9 +352,32 @@ def _warn_spread_gaps(settings: Settings, result: IngestResult) -> None:
             log.warning("etf: %s not obtained", ticker)
 
 
+# --------------------------------------------------------------------------- Cboe put/call volume history
+
+
+def ingest_putcall(settings: Settings, as_of: date) -> IngestResult:
+    """Cboe's put/call volume history files, one per product (total, equity, index; mirror `cboe/putcall/`). Every
+    file is parsed before anything is written; a product Cboe (or the mirror) does not have is skipped with a
+    warning; none at all is a warning too, not a failure: the archive ended in 2019 and no session needs it."""
+    result = IngestResult(dataset=datasets.OPTIONS_PUTCALL.name, as_of=as_of)
+
+    def parser(product: str):
+        return lambda data, location: cboe_putcall.parse(data, product, location).assign(product=product)
+
+    items = [Item(product, cboe_putcall.FOLDER, cboe_putcall.file_name(product), cboe_putcall.url(product),
+                  parser(product)) for product in cboe_putcall.PRODUCTS]
+    frames = collect(settings, as_of, cboe_putcall.SOURCE, items, result)
+    if not frames:
+        log.warning("cboe_putcall: none of %s found in the %s source: nothing ingested",
+                    list(cboe_putcall.PRODUCTS), settings.source)
+        return result
+    return store(settings, datasets.OPTIONS_PUTCALL, frames, result, _until("date", as_of))
+
+
 INGESTERS = {
     datasets.INDEX_PRICES.name: ingest_index_prices,
     datasets.OPTIONS_VOLUME.name: ingest_occ,
     datasets.CFTC_TFF.name: ingest_cftc,
     datasets.ETF_NAV.name: ingest_etf,
+    datasets.OPTIONS_PUTCALL.name: ingest_putcall,
 }

@@ -15,7 +15,7 @@ START_DATE = pendulum.datetime(2024, 1, 1, tz="America/New_York")  # every DAG's
 WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
 LAKE = {
     name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}")
-    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav")
+    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav", "options_putcall")
 }
 # the datasets with a file per NYSE session: regime_transform runs for a session once all three have it. CFTC is weekly:
 # each build reads the latest report released by its session (and a stale one fails the build, regime.freshness)

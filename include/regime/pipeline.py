@@ -7,15 +7,15 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from regime import lake, warehouse
+from regime import lake, publisher, warehouse
 from regime.config import Settings, get_settings
 from regime.incremental import NotIncremental
-from regime.sql import connect
+from regime.sql import connect, connect_readonly
 
 log = logging.getLogger(__name__)
 # dataset -> its sources' folders under raw/ and quarantine/ (swept with the dataset's lake folder)
 RAW_FOLDERS = {"index_prices": ("cboe", "yahoo"), "options_volume": ("occ",), "cftc_tff": ("cftc",),
-               "etf_nav": ("etf",)}
+               "etf_nav": ("etf",), "options_putcall": ("cboe_putcall",)}
 
 
 def sweep_ingest(settings: Settings, dataset: str) -> list[Path]:
@@ -41,20 +41,16 @@ def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
     return result.as_xcom()
 
 
-def ingest_indexes(as_of: date, settings: Settings | None = None) -> dict:
-    return ingest("index_prices", as_of, settings)
-
-
 def build(as_of: date, settings: Settings | None = None, incremental: bool = True) -> str:
     """Build a staging warehouse as of `as_of`; return its path. With `incremental` (the default: the DAGs and
-    regime-backfill), update the file published before (the spare publish() keeps) or else a copy of the published
+    regime-backfill), update the file published before (publisher's spare) or else a copy of the published
     warehouse, when warehouse.update can show that the result equals a full rebuild (same code and source, built as
     of `as_of` or earlier, lake unchanged for earlier dates: see docs/performance.md); otherwise, and with
     incremental=False, rebuild every model from the lake."""
     settings = settings or get_settings()
     if incremental and settings.warehouse_path.exists():
         try:
-            return str(warehouse.update(settings, as_of, settings.warehouse_path, warehouse.spare_path(settings)))
+            return str(warehouse.update(settings, as_of, settings.warehouse_path, publisher.spare_path(settings)))
         except NotIncremental as exc:
             log.info("full rebuild: %s", exc)
     return str(warehouse.build(settings, as_of))
@@ -68,9 +64,9 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
     try:
         report = validate_build(Path(staging), as_of, settings.data_dir / "validation-docs",
                                 settings.state_dir, settings.freshness_sessions, settings.warehouse_path,
-                                settings.gap_tolerance_sessions)
+                                settings.gap_tolerance_sessions, memory_limit=settings.duckdb_memory_limit)
     except ValidationFailed:
-        warehouse.discard(Path(staging))
+        publisher.discard(Path(staging))
         raise
     con = connect(staging)
     try:
@@ -85,7 +81,12 @@ def validate(staging: str, as_of: date, settings: Settings | None = None) -> dic
 
 def publish(staging: str, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
-    return str(warehouse.publish(settings, Path(staging)))
+    published = publisher.publish(settings, Path(staging))
+    if settings.publish_uri:  # also to a bucket (docs/operations.md, "Object storage"); raises if the upload fails
+        from regime import remote_warehouse
+
+        remote_warehouse.publish_warehouse(published, settings.publish_uri)
+    return str(published)
 
 
 def build_validate_publish(as_of: date, settings: Settings | None = None, incremental: bool = True) -> dict:
@@ -96,7 +97,7 @@ def build_validate_publish(as_of: date, settings: Settings | None = None, increm
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / "warehouse.lock", "the warehouse"):
-        warehouse.sweep_builds(settings)  # staging files of a killed earlier run
+        publisher.sweep_builds(settings)  # staging files of a killed earlier run
         staging = build(as_of, settings, incremental)
         summary = validate(staging, as_of, settings)
         summary["published"] = publish(staging, settings)
@@ -132,7 +133,7 @@ def alert(as_of: date, settings: Settings | None = None) -> dict:
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / "alerts.lock", "the alert outbox"):
-        con = warehouse.connect_readonly(settings.warehouse_path)
+        con = connect_readonly(settings.warehouse_path)
         try:
             found = rules.evaluate(con, as_of, settings)
             new = outbox.enqueue(settings.state_dir, as_of, found)

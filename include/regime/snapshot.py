@@ -8,8 +8,10 @@ fetched once, with the same HTTP client (timeouts, retries, honest User-Agent, s
 and written, bytes as received, where mirror mode reads it (docs/sources.md): `cboe/<SYM>_History.csv`,
 `yahoo/chart/<SYMBOL>.json` (when REGIME_YAHOO_INDEXES names any), `occ/volume-query/<day>/<UNDERLYING>.csv` for
 the sessions of REGIME_OCC_LOOKBACK_SESSIONS, `cftc/fut_fin_txt_<year>.zip` from REGIME_CFTC_FIRST_YEAR (the yearly
-zips, whatever REGIME_CFTC_VIA says: mirror mode reads zips), and each ETF's issuer file
-(`etf/ishares/<name>_fund.xls`, `etf/ssga/navhist-us-en-spy.xlsx`; QQQ and VTWO have no public GET source).
+zips, whatever REGIME_CFTC_VIA says: mirror mode reads zips), each ETF's issuer file
+(`etf/ishares/<name>_fund.xls`, `etf/ssga/navhist-us-en-spy.xlsx`; QQQ and VTWO have no public GET source) and
+Cboe's put/call volume history (`cboe/putcall/totalpc.csv`, `equitypc.csv`, `indexpc.csv`: an archive that ends
+2019-10-04).
 
 One progress line per file: its number, source, mirror path, size, and whether the project's parser accepts it. A
 file that does not parse is kept all the same (the bytes to replay, or to attach to a bug report); a file the
@@ -33,7 +35,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from regime.config import ConfigError, Settings, get_settings
-from regime.sources import cboe, cftc, etf, occ, yahoo
+from regime.sources import cboe, cboe_putcall, cftc, etf, occ, yahoo
 from regime.sources.errors import SourceError, SourceMissing
 from regime.sources.fetch import fetch_http
 
@@ -64,6 +66,8 @@ def targets(settings: Settings, as_of: date) -> list[Target]:
               for year in range(settings.cftc_first_year, as_of.year + 1)]
     found += [Target(etf.SOURCE, etf.mirror_name(t, None), url, lambda data, where, t=t: etf.parse(data, where, t))
               for t in settings.etf_tickers if (url := etf.live_url(t))]
+    found += [Target(cboe_putcall.SOURCE, f"{cboe_putcall.FOLDER}/{cboe_putcall.file_name(p)}", cboe_putcall.url(p),
+                     lambda data, where, p=p: cboe_putcall.parse(data, p, where)) for p in cboe_putcall.PRODUCTS]
     return found
 
 

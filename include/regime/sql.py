@@ -1,5 +1,5 @@
-"""SQL plumbing: connecting to a warehouse file, reading model files (include/sql), binding `$name` parameters, scalar
-queries and materialising one model as a table.
+"""SQL plumbing: connecting to a warehouse file (the published one read-only), reading model files (include/sql),
+binding `$name` parameters, scalar queries, materialising one model as a table and counting a warehouse's rows.
 
 Every other module takes these from here; this module imports nothing else of the package but its SQL_DIR.
 """
@@ -40,18 +40,31 @@ def connect(path: Path | str, read_only: bool = False, memory_limit: str | None 
     return con
 
 
+def connect_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse at `path` (the published one); a clear error if there is none."""
+    if not path.exists():
+        raise WarehouseError(f"no warehouse at {path}: run the pipeline first (make demo)")
+    return connect(path, read_only=True)
+
+
 def read_sql(relpath: str) -> str:
+    """The text of the SQL file `relpath` under SQL_DIR (include/sql)."""
     return (SQL_DIR / relpath).read_text()
 
 
 def without_comments(sql: str) -> str:
-    """`sql` without its `--` comments (what bind and the intermediate-model lookup read)."""
+    """`sql` without its `--` comments (what parameters reads)."""
     return _COMMENT.sub("", sql)
+
+
+def parameters(sql: str) -> set[str]:
+    """The names of the `$name` parameters `sql` uses (outside `--` comments)."""
+    return set(_PARAM.findall(without_comments(sql)))
 
 
 def bind(sql: str, params: dict) -> dict:
     """The subset of `params` that `sql` uses; every `$name` it uses must be given (outside `--` comments)."""
-    used = set(_PARAM.findall(without_comments(sql)))
+    used = parameters(sql)
     missing = used - params.keys()
     if missing:
         raise WarehouseError(f"SQL parameters without a value: {sorted(missing)}")
@@ -69,3 +82,12 @@ def run_model(con: duckdb.DuckDBPyConnection, table: str, relpath: str, params: 
     sql = read_sql(relpath)
     con.execute(f"create or replace table {table} as {sql}", bind(sql, params))
     return scalar(con, f"select count(*) from {table}")
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """{schema.table: rows} of every table of the connection's database."""
+    rows = con.execute(
+        "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
+        "where database_name = current_database() order by 1"
+    ).fetchall()
+    return {name: scalar(con, f"select count(*) from {name}") for name, _ in rows}

@@ -13,9 +13,13 @@ Readings are stored as the indicator registry defines them (regime/indicators.py
 | pp | rel_ret_5d, rel_ret_20d, etf_flow_5d_pct_spread | +9.93 pp (percentage points: a difference of two %) |
 | pct_assets | etf_flow_5d_pct | +1.25% of assets |
 | pct_oi | net_pct_oi | -12.3% of open interest |
-| contracts | call_volume_5d, put_volume_5d | 9,917,064 contracts |
+| contracts | call_volume_5d, put_volume_5d, putcall_call_volume_5d | 9,917,064 contracts |
 | usd | (flows in dollars) | $1.2 bn |
-| ratio, ratio4, corr | call_put_ratio_5d, price_ratio, vol_corr_5d | 2.31, 0.0432, +0.85 |
+| ratio | call_put_ratio_5d, putcall_ratio, putcall_ratio_10d | 2.31 |
+| ratio4, corr | price_ratio, vol_corr_5d | 0.0432, +0.85 |
+
+It stays one module (over 400 lines): the point of it is that every phrase is in one place, so that the command,
+the report, the mails and the headlines say a reading in the same words.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "net_pct_oi": ("pct_oi", "{subject} net position", "net position"),
     "etf_flow_5d_pct": ("pct_assets", "{subject} 5-day ETF flow", "5-day ETF flow"),
     "etf_flow_5d_pct_spread": ("pp", "{subject}, 5-day flow spread", "5-day ETF flow spread"),
+    "putcall_ratio": ("ratio", "{subject} put/call volume ratio", "put/call volume ratio"),
+    "putcall_ratio_10d": ("ratio", "{subject} 10-day average put/call ratio", "10-day average put/call ratio"),
+    "putcall_call_volume_5d": ("contracts", "{subject} 5-day call volume", "5-day call volume"),
 }
 # kinds stored as fractions and shown in percent (or percentage points)
 PERCENT_KINDS = frozenset({"pct", "pp", "pct_assets", "pct_oi"})
@@ -59,6 +66,8 @@ CFTC_CLASSES = {
     "nonrept": "non-reportables",
 }
 SUBJECTS = {"small-large": "Small-cap minus large-cap ETFs"}
+# the products of Cboe's put/call volume history (regime.sources.cboe_putcall): subjects of the putcall_* indicators
+PUTCALL_PRODUCTS = {"total": "Cboe total options", "equity": "Cboe equity options", "index": "Cboe index options"}
 
 # marts.regime_daily columns, as shown next to the label: (short name, indicator whose unit the value has)
 REGIME_COLUMNS = {
@@ -92,6 +101,8 @@ def subject_name(subject: str) -> str:
     """'Russell 2000', 'Russell 2000 vs S&P 500', 'Russell 2000 E-mini · leveraged funds', 'IWM'."""
     if subject in SUBJECTS:
         return SUBJECTS[subject]
+    if subject in PUTCALL_PRODUCTS:
+        return PUTCALL_PRODUCTS[subject]
     if subject in INDEXES:
         return INDEXES[subject]
     if subject in VOLATILITY_INDEXES:

@@ -2,7 +2,7 @@
 
 Nothing written here is real market data.  The script writes six files in the
 layout of Cboe's ``<SYMBOL>_History.csv`` downloads to ``<out>/cboe/`` (and, through
-the sibling modules, the OCC, CFTC, ETF and Yahoo S&P 600 files; see their docstrings):
+the sibling modules, the OCC, CFTC, ETF, Yahoo S&P 600 and Cboe put/call volume files; see their docstrings):
 
 * ``RUT``, ``SPX``, ``NDX``, ``VIX``, ``RVX``: ``DATE,OPEN,HIGH,LOW,CLOSE``;
 * ``DJX``: Cboe's single-value layout, ``DATE,DJX`` (close only).
@@ -31,6 +31,9 @@ consistency and the squeeze signal (RUT's 50-session z-score clearly >= 3,
 no other index near it), so a regeneration cannot silently break them.
 
 Regenerate with ``python include/sample/generate.py`` (option ``--out``).
+
+It stays one file (about 450 lines): the index series are generated together (their shapes are tied to one another
+by the checks above), and the other sources' generators are its sibling modules already.
 """
 
 from __future__ import annotations
@@ -410,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     sessions = [d.date() for d in nyse_sessions()]
     generate_other_families(args.out, sessions)
     generate_yahoo(args.out, sessions, frames["RUT"]["CLOSE"].to_numpy())
+    generate_putcall(args.out, sessions)
 
 
 def generate_other_families(out: Path, sessions: list) -> None:
@@ -435,6 +439,16 @@ def generate_yahoo(out: Path, sessions: list, rut_closes: np.ndarray) -> None:
     written = yahoo_sample.generate(out, np.random.default_rng(SEED + 4), sessions, rut_closes)
     yahoo_sample.check(written[0], sessions, rut_closes)
     print(f"wrote {written[0]} ({written[0].stat().st_size} bytes)")
+
+
+def generate_putcall(out: Path, sessions: list) -> None:
+    """Cboe's put/call volume history (cboe/putcall/{total,equity,index}pc.csv) up to 2019-10-04, when the real
+    files stopped, from its own seeded generator (the other files stay byte-identical)."""
+    import putcall_sample
+
+    written = putcall_sample.generate(out, np.random.default_rng(SEED + 5), sessions)
+    putcall_sample.check(written)
+    print(f"wrote {len(written)} Cboe put/call files ({sum(p.stat().st_size for p in written)} bytes)")
 
 
 if __name__ == "__main__":

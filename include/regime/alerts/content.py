@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import duckdb
 
-from regime import answers, words
+from regime import answers, readonly, words
 from regime.alerts import rules
 
 
@@ -62,7 +62,7 @@ def analogs_line(con: duckdb.DuckDBPyConnection, alert: dict, settings) -> str:
     when the reading is in no episode, has no earlier one, or the warehouse has no marts.episodes."""
     from regime import analogs
 
-    if alert["indicator"] == "regime_label" or not answers.has_table(con, "marts", "episodes"):
+    if alert["indicator"] == "regime_label" or not readonly.has_table(con, "marts", "episodes"):
         return ""
     day = words.as_date(alert["reading_date"])
     tries = [settings.zscore_alert, None] if alert["rule"] == "zscore_threshold" else [None]

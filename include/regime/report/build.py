@@ -2,7 +2,10 @@
 no external resources; a Content-Security-Policy forbids the page from loading anything), written atomically.
 
 Every section is rendered from whatever the published warehouse holds; a section without data says so
-("No data for …") and a section that fails is reported in place, so the report itself never fails on data."""
+("No data for …") and a section that fails is reported in place, so the report itself never fails on data.
+
+It stays one file (about 490 lines): it is the one page, its sections in page order with the entry points that
+write it; the charts are regime/report/charts.py, the numbers' formats regime/report/fmt.py."""
 
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regime import warehouse, words
+from regime import words
 from regime.config import Settings
-from regime.report import charts, fmt
+from regime.report import charts, fmt, plot
 from regime.report.data import ReportData, load
+from regime.sql import connect_readonly
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class Section:
     key: str
     title: str
     short: str  # "no data for <short>"
-    chart: Callable[[ReportData], charts.Chart | None]
+    chart: Callable[[ReportData], plot.Chart | None]
     needs: str  # what is missing when the chart has nothing to draw ("no data for …")
     look: str  # the caption: what to look at
     today: tuple[tuple[str, str], ...] = ()  # readings quoted under the chart
@@ -470,7 +474,7 @@ def write_atomic(path: Path, text: str) -> None:
 def render_report(warehouse_path: Path | str, as_of, out_dir: Path | str) -> Path:
     """Render `<out_dir>/<as_of>.html` from the published warehouse (opened read-only) and return its path."""
     as_of = _as_date(as_of)
-    con = warehouse.connect_readonly(Path(warehouse_path))
+    con = connect_readonly(Path(warehouse_path))
     try:
         data = load(con, as_of)
     finally:

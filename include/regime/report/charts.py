@@ -1,26 +1,19 @@
-"""The report's charts, one function per chart. Each takes the loaded ReportData and returns a Chart (an inline
-SVG fragment, fonts left to the browser, ids made unique per chart) or None when it has nothing to draw.
-
-Figures are built with matplotlib's object API (no pyplot state), so rendering is safe in any worker process."""
+"""The report's charts, one function per chart. Each takes the loaded ReportData and returns a plot.Chart (an
+inline SVG fragment, fonts left to the browser, ids made unique per chart) or None when it has nothing to draw;
+how they are drawn (style, SVG, axes, legends) is regime/report/plot.py."""
 
 from __future__ import annotations
 
-import io
 import math
-import re
-from contextlib import contextmanager
-from dataclasses import dataclass
 
-import matplotlib as mpl
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from regime import words
+from regime.report import plot
 from regime.report.data import ReportData
 
 INDEXES = ("RUT", "SPX", "NDX", "DJX", "VIX", "RVX")
@@ -31,213 +24,45 @@ ETF_ORDER = (*SMALL_CAP_ETFS, "SPY", "IVV", "QQQ")
 WARM = ("#d93025", "#e8710a", "#f9ab00", "#b31412")
 COOL = ("#1a73e8", "#12b5cb", "#5f6368", "#9334e6", "#188038")
 LARGE_CAP_NAMES = ("SPY", "QQQ", "AAPL", "NVDA", "TSLA")
-AS_OF_COLOR = "#3c4043"
-MAX_POINTS = 1200  # per line: a long daily history is thinned to about this many points
-STYLE = {
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial"],
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "axes.titlepad": 8,
-    "axes.labelsize": 9.5,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.edgecolor": "#9aa0a6",
-    "axes.labelcolor": "#3c4043",
-    "axes.grid": True,
-    "grid.alpha": 0.35,
-    "grid.linewidth": 0.6,
-    "xtick.color": "#5f6368",
-    "ytick.color": "#5f6368",
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
-    "legend.frameon": False,
-    "lines.linewidth": 1.3,
-    "svg.fonttype": "none",
-    "figure.dpi": 100,
-    "figure.facecolor": "white",
-}
-
-
-@dataclass(frozen=True)
-class Chart:
-    svg: str  # an <svg> element ready to inline into HTML
-    alt: str  # what it shows, for aria-label
-
-
-# --- helpers -----------------------------------------------------------------------------------------------------
-
-@contextmanager
-def _figure(name: str, **kwargs):
-    with mpl.rc_context({**STYLE, "svg.hashsalt": name}):
-        fig = Figure(layout="constrained", **kwargs)
-        yield fig
-
-
-_ID = re.compile(r'\bid="([^"]+)"')
-_REF = re.compile(r'(href="#|url\(#)([^")]+)')
-
-
-def _svg(fig: Figure, name: str, alt: str) -> Chart:
-    """Serialise inside the rc context (fonttype, hashsalt) and make the fragment safe to inline next to others:
-    no XML prolog, DOCTYPE, metadata or namespace URLs, a per-chart prefix on every id."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = re.sub(r"<\?xml.*?\?>\s*", "", svg, flags=re.S)
-    svg = re.sub(r"<!DOCTYPE.*?>\s*", "", svg, flags=re.S)
-    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
-    svg = re.sub(r'<style type="text/css">.*?</style>\s*', "", svg, flags=re.S)
-    svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg)
-    svg = re.sub(r'\s+version="1\.1"', "", svg)
-    svg = _ID.sub(lambda m: f'id="{name}-{m[1]}"', svg)
-    svg = _REF.sub(lambda m: f"{m[1]}{name}-{m[2]}", svg)
-    svg = re.sub(r"\n\s*", "\n", svg)  # indentation only
-    svg = svg.replace("<svg ", f'<svg class="chart" role="img" aria-label="{_attr(alt)}" ', 1)
-    return Chart(svg=svg.strip(), alt=alt)
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-
-
-def _window(df: pd.DataFrame, as_of: pd.Timestamp, years: float | None) -> pd.DataFrame:
-    if years is None or df.empty:
-        return df
-    return df[df["date"] > as_of - pd.DateOffset(days=round(365.25 * years))]
-
-
-def _thin(df: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
-    """Every k-th row so that about max_points remain, always keeping the latest one."""
-    if len(df) <= max_points:
-        return df
-    step = math.ceil(len(df) / max_points)
-    keep = np.zeros(len(df), bool)
-    keep[::-1][::step] = True
-    return df[keep]
-
-
-def _date_axis(ax) -> None:
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
-
-
-def _y_axis(ax, kind: str) -> None:
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: words.axis_text(kind, v)))
-
-
-def _mark_as_of(ax, as_of: pd.Timestamp, label: bool = True) -> None:
-    ax.axvline(as_of, color=AS_OF_COLOR, linestyle=(0, (4, 3)), linewidth=1,
-               label=f"as of {as_of.date().isoformat()}" if label else None, zorder=4)
-
-
-def _endpoint(ax, x, y, text: str, color: str, dy: int = 8) -> None:
-    ax.scatter([x], [y], s=22, color=color, zorder=5, edgecolors="white", linewidths=0.8)
-    ax.annotate(text, (x, y), textcoords="offset points", xytext=(-8, dy), ha="right", va="center",
-                fontsize=9, fontweight="bold", color=color, zorder=6,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})
-
-
-def _offsets(values: list[float]) -> list[int]:
-    """Vertical offsets (points) of end labels: the highest line's label above, the others stacked below."""
-    rank = {i: r for r, i in enumerate(sorted(range(len(values)), key=lambda i: -values[i]))}
-    return [10 if rank[i] == 0 else -10 - 14 * (rank[i] - 1) for i in range(len(values))]
-
-
-def _pad_right(ax, as_of: pd.Timestamp, days: int) -> None:
-    """Room to the right of the as-of line so that its marker is not on the frame."""
-    left, _right = ax.get_xlim()
-    ax.set_xlim(left, mdates.date2num(as_of + pd.Timedelta(days=days)))
-
-
-def _legend(fig: Figure, axes, ncol: int | None = None, extra: list | None = None) -> None:
-    """One legend under the chart for all its panels: it never hides data."""
-    handles, labels = [], []
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    for handle in extra or []:
-        handles.append(handle)
-        labels.append(handle.get_label())
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(handles), 5))
-
-
-def _regime_spans(data: ReportData, start: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Runs of consecutive sessions whose regime label is not 'normal'."""
-    regime = data.regime
-    if regime is None or "label" not in regime.columns:
-        return []
-    rows = regime[regime["date"] >= start]
-    spans, begin, prev = [], None, None
-    for d, label in zip(rows["date"], rows["label"], strict=True):
-        special = isinstance(label, str) and label.strip().lower() not in ("", "normal", "insufficient history")
-        if special and begin is None:
-            begin = d
-        if not special and begin is not None:
-            spans.append((begin, prev))
-            begin = None
-        prev = d
-    if begin is not None:
-        spans.append((begin, prev))
-    return spans
-
-
-def _shade_regimes(ax, data: ReportData, start: pd.Timestamp) -> bool:
-    spans = _regime_spans(data, start)
-    for i, (a, b) in enumerate(spans):
-        ax.axvspan(a - pd.Timedelta(hours=12), b + pd.Timedelta(hours=12), color="#fbbc04", alpha=0.18, lw=0,
-                   label="sessions labelled other than 'normal'" if i == 0 else None, zorder=0)
-    return bool(spans)
-
-
-def _ordered(subjects: list[str], preferred: tuple[str, ...]) -> list[str]:
-    return [s for s in preferred if s in subjects] + [s for s in subjects if s not in preferred]
 
 
 # --- the charts --------------------------------------------------------------------------------------------------
 
-def relative_performance(data: ReportData, years: float = 2) -> Chart | None:
+def relative_performance(data: ReportData, years: float = 2) -> plot.Chart | None:
     """(1) rel_ret_5d and rel_ret_20d of RUT/SPX, last `years`, non-normal regime days shaded."""
     as_of = data.as_of_ts
-    lines = [(ind, _thin(_window(data.series(ind, "RUT/SPX"), as_of, years)), color, width, label)
+    lines = [(ind, plot.thin(plot.window(data.series(ind, "RUT/SPX"), as_of, years)), color, width, label)
              for ind, color, width, label in (("rel_ret_20d", "#d93025", 1.7, "20-session"),
                                               ("rel_ret_5d", "#f29900", 1.0, "5-session"))]
     lines = [line for line in lines if not line[1].empty]
     if not lines:
         return None
-    with _figure("relperf", figsize=(11, 4.2)) as fig:
+    with plot.figure("relperf", figsize=(11, 4.2)) as fig:
         ax = fig.subplots()
         start = min(df["date"].min() for _, df, *_ in lines)
-        _shade_regimes(ax, data, start)
+        plot.shade_regimes(ax, data, start)
         ax.axhline(0, color="#5f6368", linewidth=0.8)
-        offsets = _offsets([float(df["value"].iloc[-1]) for _, df, *_ in lines])
+        offsets = plot.offsets([float(df["value"].iloc[-1]) for _, df, *_ in lines])
         for (ind, df, color, width, label), dy in zip(lines, offsets, strict=True):
             y = data.units.plotted(ind, df["value"])
             ax.plot(df["date"], y, color=color, linewidth=width, label=f"{label} relative return")
-            _endpoint(ax, df["date"].iloc[-1], y.iloc[-1], data.units.text(ind, df["value"].iloc[-1]), color, dy=dy)
-        _mark_as_of(ax, as_of)
-        _pad_right(ax, as_of, 20)
-        _date_axis(ax)
-        _y_axis(ax, "pct")
+            plot.endpoint(ax, df["date"].iloc[-1], y.iloc[-1], data.units.text(ind, df["value"].iloc[-1]), color, dy=dy)
+        plot.mark_as_of(ax, as_of)
+        plot.pad_right(ax, as_of, 20)
+        plot.date_axis(ax)
+        plot.y_axis(ax, "pct")
         ax.set_title("Russell 2000 return minus S&P 500 return, rolling 5 and 20 sessions")
         ax.set_ylabel("RUT return − SPX return (%)")
         ax.set_xlabel("date")
-        _legend(fig, [ax])
-        return _svg(fig, "relperf", "RUT minus SPX return over 5 and 20 sessions, last two years")
+        plot.legend(fig, [ax])
+        return plot.svg(fig, "relperf", "RUT minus SPX return over 5 and 20 sessions, last two years")
 
 
-def zscores(data: ReportData, years: float = 2) -> Chart | None:
+def zscores(data: ReportData, years: float = 2) -> plot.Chart | None:
     """(2) zscore_50d per index with ±1/±2/±3σ bands, small multiples."""
     as_of = data.as_of_ts
-    subjects = _ordered(data.subjects("zscore_50d"), INDEXES)
-    series = {s: _thin(_window(data.series("zscore_50d", s), as_of, years)) for s in subjects}
+    subjects = plot.ordered(data.subjects("zscore_50d"), INDEXES)
+    series = {s: plot.thin(plot.window(data.series("zscore_50d", s), as_of, years)) for s in subjects}
     series = {s: df for s, df in series.items() if not df.empty}
     if not series:
         return None
@@ -246,7 +71,7 @@ def zscores(data: ReportData, years: float = 2) -> Chart | None:
     nrows = math.ceil(n / ncols)
     peak = max(float(df["value"].abs().max()) for df in series.values())
     limit = max(3.6, peak + 0.5)
-    with _figure("zscores", figsize=(11, 0.7 + 2.6 * nrows)) as fig:
+    with plot.figure("zscores", figsize=(11, 0.7 + 2.6 * nrows)) as fig:
         axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
         for ax, (subject, df) in zip(axes, series.items(), strict=False):
             for k in (3, 2, 1):
@@ -256,13 +81,13 @@ def zscores(data: ReportData, years: float = 2) -> Chart | None:
             ax.plot(df["date"], df["value"], color=color, linewidth=1.1)
             last = df.iloc[-1]
             ax.scatter([last["date"]], [last["value"]], s=22, color=color, zorder=5, edgecolors="white")
-            _mark_as_of(ax, as_of, label=False)
+            plot.mark_as_of(ax, as_of, label=False)
             ax.set_title(f"{subject}   {last['value']:+.2f}\u03c3 on {last['date'].date().isoformat()}",
                          color=color, fontsize=10.5)
             ax.set_ylim(-limit, limit)
             ax.set_yticks([-3, -2, -1, 0, 1, 2, 3])
-            _y_axis(ax, "sigma")
-            _date_axis(ax)
+            plot.y_axis(ax, "sigma")
+            plot.date_axis(ax)
         for ax in axes[n:]:
             ax.set_visible(False)
         for ax in axes[::ncols]:
@@ -270,24 +95,24 @@ def zscores(data: ReportData, years: float = 2) -> Chart | None:
         for k in range(n):
             if k + ncols >= n:  # nothing drawn below it: show its dates
                 axes[k].tick_params(labelbottom=True)
-        _pad_right(axes[0], as_of, 20)
+        plot.pad_right(axes[0], as_of, 20)
         handles = [Patch(color="#1a73e8", alpha=0.09 * (4 - k), label=f"within ±{k}\u03c3") for k in (1, 2, 3)]
-        handles.append(Line2D([], [], color=AS_OF_COLOR, linestyle=(0, (4, 3)),
+        handles.append(Line2D([], [], color=plot.AS_OF_COLOR, linestyle=(0, (4, 3)),
                               label=f"as of {as_of.date().isoformat()}"))
         fig.suptitle("Close vs its 50-day average, in standard deviations (last two years)", x=0.01,
                      ha="left", fontweight="bold", fontsize=11)
-        _legend(fig, [], extra=handles)
-        return _svg(fig, "zscores", "z-score of each index against its 50-day average, with sigma bands")
+        plot.legend(fig, [], extra=handles)
+        return plot.svg(fig, "zscores", "z-score of each index against its 50-day average, with sigma bands")
 
 
-def price_ratio(data: ReportData) -> Chart | None:
+def price_ratio(data: ReportData) -> plot.Chart | None:
     """(3) price_ratio RUT/SPX over the full history."""
     as_of = data.as_of_ts
     full = data.series("price_ratio", "RUT/SPX")
     if full.empty:
         return None
-    df = _thin(full)
-    with _figure("ratio", figsize=(11, 4)) as fig:
+    df = plot.thin(full)
+    with plot.figure("ratio", figsize=(11, 4)) as fig:
         ax = fig.subplots()
         ax.plot(df["date"], df["value"], color="#d93025", linewidth=1.2, label="RUT ÷ SPX")
         top = full.loc[full["value"].idxmax()]
@@ -298,67 +123,67 @@ def price_ratio(data: ReportData) -> Chart | None:
                    label=f"lowest: {bottom['value']:.4f} ({bottom['date'].date().isoformat()})")
         last = full.iloc[-1]
         ax.axhline(last["value"], color="#d93025", linewidth=0.7, linestyle=":", zorder=1)
-        _endpoint(ax, last["date"], last["value"], f"{last['value']:.4f}", "#d93025", dy=12)
-        _mark_as_of(ax, as_of)
+        plot.endpoint(ax, last["date"], last["value"], f"{last['value']:.4f}", "#d93025", dy=12)
+        plot.mark_as_of(ax, as_of)
         span_days = (as_of - full["date"].iloc[0]).days
-        _pad_right(ax, as_of, max(10, span_days // 60))
-        _date_axis(ax)
+        plot.pad_right(ax, as_of, max(10, span_days // 60))
+        plot.date_axis(ax)
         ax.set_title(f"Russell 2000 ÷ S&P 500 price ratio, full history since {full['date'].iloc[0].year}")
         ax.set_ylabel("RUT close ÷ SPX close")
         ax.set_xlabel("date")
-        _legend(fig, [ax])
-        return _svg(fig, "ratio", "RUT to SPX price ratio over the full history")
+        plot.legend(fig, [ax])
+        return plot.svg(fig, "ratio", "RUT to SPX price ratio over the full history")
 
 
-def vol_correlation(data: ReportData, years: float = 2) -> Chart | None:
+def vol_correlation(data: ReportData, years: float = 2) -> plot.Chart | None:
     """(4) vol_corr_5d: each index against its volatility index."""
     as_of = data.as_of_ts
-    subjects = _ordered(data.subjects("vol_corr_5d"), ("RUT~RVX", "SPX~VIX", "NDX~VXN"))
-    series = {s: _thin(_window(data.series("vol_corr_5d", s), as_of, years)) for s in subjects}
+    subjects = plot.ordered(data.subjects("vol_corr_5d"), ("RUT~RVX", "SPX~VIX", "NDX~VXN"))
+    series = {s: plot.thin(plot.window(data.series("vol_corr_5d", s), as_of, years)) for s in subjects}
     series = {s: df for s, df in series.items() if not df.empty}
     if not series:
         return None
-    with _figure("volcorr", figsize=(11, 3.8)) as fig:
+    with plot.figure("volcorr", figsize=(11, 3.8)) as fig:
         ax = fig.subplots()
         ax.axhline(0, color="#5f6368", linewidth=0.8)
-        offsets = _offsets([float(df["value"].iloc[-1]) for df in series.values()])
+        offsets = plot.offsets([float(df["value"].iloc[-1]) for df in series.values()])
         for i, ((subject, df), dy) in enumerate(zip(series.items(), offsets, strict=True)):
             color = INDEX_COLORS.get(subject.split("~")[0], COOL[i % len(COOL)])
             ax.plot(df["date"], df["value"], color=color, linewidth=1.2 if i == 0 else 1.0,
                     alpha=1 if i == 0 else 0.8, label=f"{subject.replace('~', ' vs ')}")
-            _endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], f"{df['value'].iloc[-1]:+.2f}", color, dy=dy)
-        _mark_as_of(ax, as_of)
-        _pad_right(ax, as_of, 20)
+            plot.endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], f"{df['value'].iloc[-1]:+.2f}", color, dy=dy)
+        plot.mark_as_of(ax, as_of)
+        plot.pad_right(ax, as_of, 20)
         ax.set_ylim(-1.3, 1.12)
         ax.set_yticks([-1, -0.5, 0, 0.5, 1])
-        _date_axis(ax)
+        plot.date_axis(ax)
         ax.set_title("Correlation of daily changes, index vs its volatility index, over 5 sessions")
         ax.set_ylabel("correlation")
         ax.set_xlabel("date")
-        _legend(fig, [ax])
-        return _svg(fig, "volcorr", "five-session correlation between each index and its volatility index")
+        plot.legend(fig, [ax])
+        return plot.svg(fig, "volcorr", "five-session correlation between each index and its volatility index")
 
 
-def call_volume(data: ReportData, years: float = 2) -> Chart | None:
+def call_volume(data: ReportData, years: float = 2) -> plot.Chart | None:
     """(5) call_volume_5d of IWM against a large-cap name (SPY by preference), and their ratio."""
     as_of = data.as_of_ts
     present = data.subjects("call_volume_5d")
     large = next((s for s in LARGE_CAP_NAMES if s in present), None)
     names = [s for s in ("IWM", large) if s and s in present]
-    series = {s: _thin(_window(data.series("call_volume_5d", s), as_of, years)) for s in names}
+    series = {s: plot.thin(plot.window(data.series("call_volume_5d", s), as_of, years)) for s in names}
     series = {s: df for s, df in series.items() if not df.empty}
     if not series:
         return None
     both = len(series) == 2
-    with _figure("calls", figsize=(11, 5.2 if both else 3.8)) as fig:
+    with plot.figure("calls", figsize=(11, 5.2 if both else 3.8)) as fig:
         axes = fig.subplots(2 if both else 1, 1, sharex=True, squeeze=False,
                             gridspec_kw={"height_ratios": [2, 1]} if both else None).ravel()
         ax = axes[0]
-        offsets = _offsets([float(df["value"].iloc[-1]) for df in series.values()])
+        offsets = plot.offsets([float(df["value"].iloc[-1]) for df in series.values()])
         for (subject, df), dy in zip(series.items(), offsets, strict=True):
             color = "#d93025" if subject == "IWM" else "#1a73e8"
             ax.plot(df["date"], df["value"], color=color, linewidth=1.2, label=f"{subject} calls, 5 sessions")
-            _endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], words.compact(df["value"].iloc[-1]), color,
+            plot.endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], words.compact(df["value"].iloc[-1]), color,
                       dy=dy)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -367,26 +192,26 @@ def call_volume(data: ReportData, years: float = 2) -> Chart | None:
         ax.set_ylabel("contracts (log scale)")
         title = " vs ".join(series)
         ax.set_title(f"OCC call volume, 5-session total: {title}")
-        _mark_as_of(ax, as_of)
+        plot.mark_as_of(ax, as_of)
         if both:
             small, big = (series[s].set_index("date")["value"] for s in names)
             ratio = (small / big).dropna()
             ax2 = axes[1]
             ax2.plot(ratio.index, ratio.values * 100, color="#5f6368", linewidth=1.1,
                      label=f"IWM calls as % of {large} calls")
-            _endpoint(ax2, ratio.index[-1], ratio.values[-1] * 100, f"{ratio.values[-1] * 100:.1f}%", "#3c4043")
+            plot.endpoint(ax2, ratio.index[-1], ratio.values[-1] * 100, f"{ratio.values[-1] * 100:.1f}%", "#3c4043")
             ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}%"))
             ax2.set_ylabel(f"IWM ÷ {large}")
-            _mark_as_of(ax2, as_of, label=False)
+            plot.mark_as_of(ax2, as_of, label=False)
         axes[-1].set_xlabel("date")
-        _pad_right(axes[0], as_of, 20)
+        plot.pad_right(axes[0], as_of, 20)
         for a in axes:
-            _date_axis(a)
-        _legend(fig, axes)
-        return _svg(fig, "calls", f"five-session call volume of {title}")
+            plot.date_axis(a)
+        plot.legend(fig, axes)
+        return plot.svg(fig, "calls", f"five-session call volume of {title}")
 
 
-def positioning(data: ReportData) -> Chart | None:
+def positioning(data: ReportData) -> plot.Chart | None:
     """(6) the latest percentile of net_pct_oi of every CFTC market:class within its own history, as bars."""
     subjects = data.subjects("net_pct_oi")
     rows = []
@@ -409,7 +234,7 @@ def positioning(data: ReportData) -> Chart | None:
                              class_order.index(r["cls"]) if r["cls"] in class_order else 99, r["cls"]))
     rows.reverse()  # barh draws bottom-up
     reading = max(r["date"] for r in rows)
-    with _figure("positioning", figsize=(11, 1.3 + 0.34 * len(rows))) as fig:
+    with plot.figure("positioning", figsize=(11, 1.3 + 0.34 * len(rows))) as fig:
         ax = fig.subplots()
         y = np.arange(len(rows))
         pcts = np.array([r["pct"] * 100 for r in rows])
@@ -428,24 +253,24 @@ def positioning(data: ReportData) -> Chart | None:
         ax.set_xlabel("percentile of today's net position (% of open interest) within its own history")
         ax.set_title(f"CFTC futures positioning as of {data.as_of.isoformat()} "
                      f"(latest report read: {reading.date().isoformat()})")
-        _legend(fig, [], extra=[Patch(color="#d93025", label="≥ 90th percentile: unusually long"),
+        plot.legend(fig, [], extra=[Patch(color="#d93025", label="≥ 90th percentile: unusually long"),
                                 Patch(color="#1a73e8", label="≤ 10th percentile: unusually short"),
                                 Patch(color="#9aa0a6", label="in between")])
-        return _svg(fig, "positioning", "percentile of each trader group's net futures position")
+        return plot.svg(fig, "positioning", "percentile of each trader group's net futures position")
 
 
-def etf_flows(data: ReportData, years: float = 1) -> Chart | None:
+def etf_flows(data: ReportData, years: float = 1) -> plot.Chart | None:
     """(7) etf_flow_5d_pct per ETF (small caps warm, large caps cool) and the small-minus-large spread."""
     as_of = data.as_of_ts
-    tickers = _ordered(data.subjects("etf_flow_5d_pct"), ETF_ORDER)
-    funds = {t: _thin(_window(data.series("etf_flow_5d_pct", t), as_of, years)) for t in tickers}
+    tickers = plot.ordered(data.subjects("etf_flow_5d_pct"), ETF_ORDER)
+    funds = {t: plot.thin(plot.window(data.series("etf_flow_5d_pct", t), as_of, years)) for t in tickers}
     funds = {t: df for t, df in funds.items() if not df.empty}
-    spread = _thin(_window(data.series("etf_flow_5d_pct_spread", "small-large"), as_of, years))
+    spread = plot.thin(plot.window(data.series("etf_flow_5d_pct_spread", "small-large"), as_of, years))
     if not funds and spread.empty:
         return None
     panels = (1 if funds else 0) + (0 if spread.empty else 1)
     units = data.units
-    with _figure("flows", figsize=(11, 2.4 + 2.6 * panels)) as fig:
+    with plot.figure("flows", figsize=(11, 2.4 + 2.6 * panels)) as fig:
         axes = list(fig.subplots(panels, 1, sharex=True, squeeze=False).ravel())
         if funds:
             ax = axes.pop(0)
@@ -456,13 +281,13 @@ def etf_flows(data: ReportData, years: float = 1) -> Chart | None:
                 ax.plot(df["date"], units.plotted("etf_flow_5d_pct", df["value"]),
                         color=next(warm) if small else next(cool), linewidth=1.2 if small else 0.9,
                         linestyle="-" if small else (0, (3, 1.5)), label=ticker + (" (small)" if small else ""))
-            _mark_as_of(ax, as_of)
-            _y_axis(ax, "pct")
+            plot.mark_as_of(ax, as_of)
+            plot.y_axis(ax, "pct")
             ax.set_ylabel("5-session flow (% of assets)")
             ax.set_title("ETF creations minus redemptions over 5 sessions, % of assets, per fund")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
-            _date_axis(ax)
-            _pad_right(ax, as_of, 12)
+            plot.date_axis(ax)
+            plot.pad_right(ax, as_of, 12)
         if not spread.empty:
             ax = axes.pop(0)
             y = units.plotted("etf_flow_5d_pct_spread", spread["value"]).to_numpy()
@@ -472,20 +297,20 @@ def etf_flows(data: ReportData, years: float = 1) -> Chart | None:
             ax.fill_between(spread["date"], y, 0, where=y < 0, color="#d93025", alpha=0.3, lw=0,
                             interpolate=True, label="large caps\ngaining faster")
             ax.plot(spread["date"], y, color="#3c4043", linewidth=0.9)
-            _endpoint(ax, spread["date"].iloc[-1], y[-1],
+            plot.endpoint(ax, spread["date"].iloc[-1], y[-1],
                       units.text("etf_flow_5d_pct_spread", spread["value"].iloc[-1]), "#202124")
-            _mark_as_of(ax, as_of)
-            _y_axis(ax, "pct")
+            plot.mark_as_of(ax, as_of)
+            plot.y_axis(ax, "pct")
             ax.set_ylabel("small − large (% pts)")
             ax.set_xlabel("date")
             ax.set_title("Flow spread: small-cap ETFs minus large-cap ETFs")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
-            _date_axis(ax)
-            _pad_right(ax, as_of, 12)
-        return _svg(fig, "flows", "five-session ETF flows per fund and the small-minus-large spread")
+            plot.date_axis(ax)
+            plot.pad_right(ax, as_of, 12)
+        return plot.svg(fig, "flows", "five-session ETF flows per fund and the small-minus-large spread")
 
 
-def analog_paths(data: ReportData, panels: int = 12) -> Chart | None:
+def analog_paths(data: ReportData, panels: int = 12) -> plot.Chart | None:
     """(8) What happened next: one small panel per earlier episode like today's (the latest `panels`), the index's
     path over the sessions after the episode's first close, in % of that close, with today's episode's path so far
     over it."""
@@ -503,7 +328,7 @@ def analog_paths(data: ReportData, panels: int = 12) -> Chart | None:
     nrows = math.ceil(n / ncols)
     longest = max(len(p) for p in [today, *(paths[e.start_date] for e in earlier)]) - 1
     index = found.index
-    with _figure("analogs", figsize=(11, 0.9 + 2.2 * nrows)) as fig:
+    with plot.figure("analogs", figsize=(11, 0.9 + 2.2 * nrows)) as fig:
         axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
         for ax, episode in zip(axes, shown, strict=False):
             ax.axhline(0, color="#9aa0a6", linewidth=0.7)
@@ -515,7 +340,7 @@ def analog_paths(data: ReportData, panels: int = 12) -> Chart | None:
                 ax.plot(range(len(today)), np.asarray(today) * 100, color=INDEX_COLORS.get(index, "#d93025"),
                         linewidth=1.6)
             ax.set_xlim(0, max(longest, 1))
-            _y_axis(ax, "pct")
+            plot.y_axis(ax, "pct")
         for ax in axes[n:]:
             ax.set_visible(False)
         for ax in axes[::ncols]:
@@ -527,11 +352,11 @@ def analog_paths(data: ReportData, panels: int = 12) -> Chart | None:
         what = words.episode_text(found.indicator, found.subject, found.kind, found.threshold, found.side)
         fig.suptitle(f"{words.subject_name(index)} after each earlier episode of {what}", x=0.01, ha="left",
                      fontweight="bold", fontsize=11)
-        _legend(fig, [], extra=[
+        plot.legend(fig, [], extra=[
             Line2D([], [], color="#5f6368", label="an earlier episode"),
             Line2D([], [], color=INDEX_COLORS.get(index, "#d93025"), linewidth=1.6,
                    label=f"this episode, from {found.current.start_date.isoformat()} to {found.day.isoformat()}")])
-        return _svg(fig, "analogs", f"{words.subject_name(index)} after earlier episodes of {what}, "
+        return plot.svg(fig, "analogs", f"{words.subject_name(index)} after earlier episodes of {what}, "
                                     "with this episode so far")
 
 

@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import looks_like_html
+from regime.sources.fetch import text_of
 
 SOURCE = "cboe"
 URL = "https://cdn.cboe.com/api/global/us_indices/daily_prices/{symbol}_History.csv"
@@ -37,14 +37,7 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     def fail(problem: str) -> SourceError:
         return SourceError(SOURCE, location, problem)
 
-    if not data.strip():
-        raise fail("empty file")
-    if looks_like_html(data):
-        raise fail("an HTML page, not a CSV file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = text_of(data, fail, "a CSV file")
 
     rows = _rows(text, fail)
     header = [h.strip().upper() for h in rows[0]]

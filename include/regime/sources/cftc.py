@@ -21,6 +21,9 @@ Every problem raises SourceError(source, location, problem). Two documented leni
   use does not fail the year), and a requested market absent from the file is logged, not fatal (markets
   come and go over the years); a file with none of them fails;
 * identical duplicated (report_date, market_code) rows are dropped with a warning; conflicting ones fail.
+
+It stays one file (about 490 lines): one source, its URLs and release calendar and its two layouts of the same
+numbers, which share their checks (header, dates, market codes, duplicates) and end in the same frame.
 """
 
 from __future__ import annotations

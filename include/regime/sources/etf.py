@@ -31,6 +31,10 @@ A mirror may instead hold any ticker in the SSGA workbook layout, ``etf/ssga/nav
 bundled SYNTHETIC sample does so for all six (`SAMPLE_LISTING`). `locate` picks, for one ticker, the issuer's
 file when the mirror has it, else that sample-layout file. In live mode a ticker with no public GET source is
 read from the mirror folder when an operator placed its file there, else reported missing.
+
+It stays one file (about 410 lines): one source, where its files are and the parsers of its two layouts, which
+share the cell readers; the canonical frame's checks are regime/sources/etf_frame.py, iShares' layout
+regime/sources/ishares.py.
 """
 
 from __future__ import annotations
@@ -409,6 +413,3 @@ def _json_number(value) -> float | None:
         return float(value)
     except OverflowError:  # a JSON integer too large for a float
         return float("inf")
-
-
-# ------------------------------------------------------------------------------------------------------ both

@@ -199,3 +199,16 @@ def _said(data: bytes, limit: int = ERROR_EXCERPT_CHARS) -> str:
 def looks_like_html(data: bytes) -> bool:
     head = data[:512].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head
+
+
+def text_of(data: bytes, fail, expected: str, encoding: str = "utf-8-sig") -> str:
+    """The text of an upstream file after the checks every text parser makes first: not empty, not an HTML page
+    (`expected` names what it should have been, e.g. "a CSV file"), valid UTF-8. `fail(problem)` makes the error."""
+    if not data.strip():
+        raise fail("empty file")
+    if looks_like_html(data):
+        raise fail(f"an HTML page, not {expected}")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None

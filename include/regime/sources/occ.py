@@ -35,7 +35,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import looks_like_html
+from regime.sources.fetch import text_of
 
 SOURCE = "occ"
 URL = (
@@ -90,12 +90,7 @@ def parse(data: bytes, location: str, underlying: str, day: date) -> pd.DataFram
 
     if not data.strip():
         raise NoTradingData(SOURCE, location, f"empty body: OCC has no volume for {wanted} on {day.isoformat()}")
-    if looks_like_html(data):
-        raise fail("an HTML page, not the volume-query CSV")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = text_of(data, fail, "the volume-query CSV")
     if "\x00" in text:
         raise fail("binary data (NUL bytes), not the volume-query CSV")
 

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import looks_like_html
+from regime.sources.fetch import text_of
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +144,7 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     def fail(problem: str) -> SourceError:
         return SourceError(SOURCE, location, problem)
 
-    if not data.strip():
-        raise fail("empty file")
-    if looks_like_html(data):
-        raise fail("an HTML page, not chart JSON (a consent, sign-in or 'will be right back' page?)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = text_of(data, fail, "chart JSON (a consent, sign-in or 'will be right back' page?)", encoding="utf-8")
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

@@ -29,6 +29,7 @@ CHECKS = {
     "etf_nav": ("nav_move", "shares_move", "revision", "removal"),
     "index_prices": ("revision", "removal"),
     "cftc_tff": ("revision", "removal"),
+    "options_putcall": ("revision", "removal"),
 }
 
 

@@ -58,6 +58,8 @@ SPECS = {
     "cftc_tff": TableSpec("report_date", ("report_date", "market_code"), "market_code", 1, "release_date",
                           CFTC_FRESH_DAYS),
     "etf_nav": TableSpec("date", ("date", "ticker"), "ticker", 1, "date"),
+    # an archive (ends 2019-10-04): no freshness of a series the update wrote no row of
+    "options_putcall": TableSpec("date", ("date", "product"), "product"),
     "indicators": TableSpec("date", ("date", "indicator", "subject")),
     "extremes": TableSpec("date", ("date", "indicator", "subject")),
     "regime_daily": TableSpec("date", ("date",)),

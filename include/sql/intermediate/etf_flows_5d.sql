@@ -2,7 +2,7 @@
 -- staging.etf_nav), with its assets (nav * shares_outstanding) on the last day. Only rows where the 5 flows exist (a
 -- ticker's first row has none). Read by etf_flow_5d_pct and etf_flow_5d_pct_spread: one sort of the NAV rows for both.
 -- The flows add up in date order, so that a sum depends only on its rows, not on where the input starts.
--- Built with the parameters of the indicator that reads it (regime.warehouse.indicator_queries): readings dated after
+-- Built with the parameters of the indicator that reads it (regime.readings.indicator_queries): readings dated after
 -- $since only, from input rows dated on or after $history_from (both 0001-01-01 in a full build).
 with nav as (
 

@@ -2,7 +2,7 @@
 -- the underlying (its own last 5 rows of staging.options_volume). Only rows where 5 rows exist; a sum is NULL if one
 -- of its volumes is. Read by call_volume_5d, put_volume_5d and call_put_ratio_5d: one sort of the OCC rows for the
 -- three indicators instead of one each (docs/performance.md).
--- Built with the parameters of the indicator that reads it (regime.warehouse.indicator_queries): readings dated after
+-- Built with the parameters of the indicator that reads it (regime.readings.indicator_queries): readings dated after
 -- $since only, from input rows dated on or after $history_from (both 0001-01-01 in a full build).
 with volume as (
 

@@ -3,7 +3,7 @@
 -- whose value was >= / <= this one (NULL: nothing earlier was, i.e. a record or the first reading).
 -- is_record_high / is_record_low: strictly above / below every earlier value (FALSE for the first reading).
 -- pct_rank: readings of the series dated <= this date with value <= this value, over readings dated <= this
--- date, in (0, 1]. The per-reading columns come from the extremes engine (include/regime/extremes.py), which
+-- date, in (0, 1]. The per-reading columns come from the extremes engine (include/regime/extremes/kernels.py), which
 -- reads include/sql/marts/extremes_readings.sql; this model puts the names back (by series_id = hash(indicator,
 -- subject), from include/sql/marts/extremes_series.sql) and types the table.
 with engine as (

@@ -1,4 +1,4 @@
--- internal.extremes_frontier, state of the incremental update of marts.extremes (include/regime/extremes.py): per
+-- internal.extremes_frontier, state of the incremental update of marts.extremes (include/regime/extremes/state.py): per
 -- series and side, the readings no later reading is >= (side 'high') or <= (side 'low'), with until NULL, and those
 -- the first later reading >= (<=) them came after the horizon (the latest reading's date - MAX_INCREMENTAL_DAYS),
 -- with its date as until. The engine finds that next reading (extremes.following); this model names the series.

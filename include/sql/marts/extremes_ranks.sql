@@ -1,4 +1,4 @@
--- internal.extremes_ranks, state of the incremental update of marts.extremes (include/regime/extremes.py): each
+-- internal.extremes_ranks, state of the incremental update of marts.extremes (include/regime/extremes/state.py): each
 -- series' distinct values ascending (-0.0 as 0.0), in blocks cut before the values a hash of their bits picks (about
 -- one in 1024): lo and hi (first and last value), readings (ties included), the values as a BLOB of little-endian
 -- doubles and the readings of each as a BLOB of little-endian int32 (NULL: one each). The engine sorts and cuts

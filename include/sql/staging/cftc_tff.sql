@@ -4,7 +4,7 @@
 with source as (
 
     select * from read_parquet($cftc_tff_glob, hive_partitioning = true, hive_types_autocast = false)
-    where release_date >= $history_from  -- 0001-01-01, but in an incremental update (warehouse.refresh_staging)
+    where release_date >= $history_from  -- 0001-01-01, but in an incremental update (lake_changes.refresh_staging)
 
 ),
 

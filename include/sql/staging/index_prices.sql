@@ -3,7 +3,7 @@
 with source as (
 
     select * from read_parquet($index_prices_glob, hive_partitioning = true, hive_types_autocast = false)
-    where date >= $history_from  -- 0001-01-01, but in an incremental update (warehouse.refresh_staging)
+    where date >= $history_from  -- 0001-01-01, but in an incremental update (lake_changes.refresh_staging)
 
 ),
 

@@ -10,7 +10,6 @@ import gzip
 import shutil
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -21,17 +20,12 @@ from regime.config import get_settings
 from regime.sources import cboe, cftc, etf, ishares
 from regime.validation.gate import validate_build
 from regime.validation.plausibility import EXCEPTIONS_FILE
-from upstream import Upstream
+from upstream import Upstream, path_of
 
 pytestmark = [pytest.mark.reference, requires_reference("mirror", "cftc", "fut_fin_txt_2022.zip")]
 AS_OF = date(2022, 5, 11)  # the last day of the real IVV fund file
 IVV_FUND = Path(__file__).parent / "sources" / "data" / "ishares-IVV_fund.xls.gz"
 QQQ_JSON = REFERENCE / "formats" / "etf-issuer-nav-shares" / "ManULoreN14+regimen-tilt-nq" / "FUND_FLOWS.txt"
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.mark.skipif(not QQQ_JSON.exists(), reason="../shared/reference-data is absent")
@@ -41,9 +35,9 @@ def test_live_mode_on_real_bytes_builds_a_warehouse_that_passes_the_gate(setting
     shutil.copy(QQQ_JSON, mirror / etf.mirror_name("QQQ", None))
     with Upstream() as up:
         for path in (REFERENCE_MIRROR / "cboe").glob("*_History.csv"):
-            up.route(_path(cboe.url(path.name.removesuffix("_History.csv"))), path.read_bytes())
-        up.route(_path(cftc.zip_url(2022)), (REFERENCE_MIRROR / "cftc" / "fut_fin_txt_2022.zip").read_bytes())
-        up.route(_path(ishares.url("IVV")), gzip.decompress(IVV_FUND.read_bytes()))
+            up.route(path_of(cboe.url(path.name.removesuffix("_History.csv"))), path.read_bytes())
+        up.route(path_of(cftc.zip_url(2022)), (REFERENCE_MIRROR / "cftc" / "fut_fin_txt_2022.zip").read_bytes())
+        up.route(path_of(ishares.url("IVV")), gzip.decompress(IVV_FUND.read_bytes()))
         for name, value in {"REGIME_SOURCE": "live", "REGIME_LIVE_BASE_URL": up.url(""),
                             "REGIME_MIRROR_DIR": str(mirror), "REGIME_CFTC_FIRST_YEAR": "2022",
                             "REGIME_OCC_LOOKBACK_SESSIONS": "2", "REGIME_HTTP_TIMEOUT": "2"}.items():

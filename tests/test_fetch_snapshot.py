@@ -11,7 +11,6 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -20,15 +19,10 @@ from conftest import PROJECT, SAMPLE_LAST
 from regime import pipeline, snapshot
 from regime.config import get_settings
 from regime.sources import cboe, cboe_putcall, cftc, etf, ishares, occ
-from upstream import Upstream
+from upstream import Upstream, path_of
 
 IVV_FUND = Path(__file__).parent / "sources" / "data" / "ishares-IVV_fund.xls.gz"
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav", "options_putcall")
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.fixture
@@ -37,16 +31,16 @@ def upstream(monkeypatch, settings, mirror):
     ivv = gzip.decompress(IVV_FUND.read_bytes())
     with Upstream() as up:
         for path in (mirror / "cboe").glob("*_History.csv"):
-            up.route(_path(cboe.url(path.name.removesuffix("_History.csv"))), path.read_bytes())
+            up.route(path_of(cboe.url(path.name.removesuffix("_History.csv"))), path.read_bytes())
         for path in (mirror / occ.FOLDER).glob("*/*.csv"):
-            up.route(_path(occ.url(path.stem, date.fromisoformat(path.parent.name))), path.read_bytes())
+            up.route(path_of(occ.url(path.stem, date.fromisoformat(path.parent.name))), path.read_bytes())
         for path in (mirror / "cftc").glob("fut_fin_txt_*.zip"):
-            up.route(_path(cftc.zip_url(int(path.stem[-4:]))), path.read_bytes())
+            up.route(path_of(cftc.zip_url(int(path.stem[-4:]))), path.read_bytes())
         for ticker in ("IWM", "IJR", "SPY"):
-            up.route(_path(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
-        up.route(_path(ishares.url("IVV")), ivv)
+            up.route(path_of(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
+        up.route(path_of(ishares.url("IVV")), ivv)
         for product in cboe_putcall.PRODUCTS:
-            up.route(_path(cboe_putcall.url(product)),
+            up.route(path_of(cboe_putcall.url(product)),
                      (mirror / cboe_putcall.FOLDER / cboe_putcall.file_name(product)).read_bytes())
         monkeypatch.setenv("REGIME_SOURCE", "live")
         monkeypatch.setenv("REGIME_LIVE_BASE_URL", up.url(""))
@@ -100,8 +94,8 @@ def test_fetch_writes_a_mirror_that_replays_to_the_same_lake(upstream, tmp_path,
 @pytest.mark.slow
 def test_a_file_the_parser_refuses_is_kept_and_a_failure_sets_the_exit_code(upstream, tmp_path, capsys):
     up, _ = upstream
-    up.route(_path(cboe.url("RUT")), b"<html><body>maintenance</body></html>")
-    up.route(_path(cboe.url("SPX")), responses=[(503, b"")])
+    up.route(path_of(cboe.url("RUT")), b"<html><body>maintenance</body></html>")
+    up.route(path_of(cboe.url("SPX")), responses=[(503, b"")])
     to = tmp_path / "snapshot"
     assert snapshot.main(["--to", str(to), "--as-of", SAMPLE_LAST.isoformat()]) == 1
     out = capsys.readouterr().out

@@ -2,7 +2,6 @@
 plays the upstream files (good and broken)."""
 
 from datetime import date
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -12,28 +11,23 @@ from regime import pipeline
 from regime.config import get_settings
 from regime.ingest import IngestError
 from regime.sources import cboe, cftc, etf, occ
-from upstream import Upstream
+from upstream import Upstream, path_of
 
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def serve_mirror(up: Upstream, mirror, as_of: date = SAMPLE_LAST) -> None:
     """Route every live URL the pipeline asks for to the bytes of the same file in the mirror."""
     for symbol in ("RUT", "SPX", "NDX", "DJX", "VIX", "RVX"):
-        up.route(_path(cboe.url(symbol)), (mirror / "cboe" / cboe.file_name(symbol)).read_bytes())
+        up.route(path_of(cboe.url(symbol)), (mirror / "cboe" / cboe.file_name(symbol)).read_bytes())
     for path in sorted((mirror / "occ" / "volume-query").glob("*/*.csv")):
         day = date.fromisoformat(path.parent.name)
-        up.route(_path(occ.url(path.stem, day)), path.read_bytes())
+        up.route(path_of(occ.url(path.stem, day)), path.read_bytes())
     for path in sorted((mirror / "cftc").glob("fut_fin_txt_*.zip")):
-        up.route(_path(cftc.zip_url(int(path.stem[-4:]))), path.read_bytes())
+        up.route(path_of(cftc.zip_url(int(path.stem[-4:]))), path.read_bytes())
     for ticker in etf.TICKERS:  # IWM, IJR, IVV at iShares' URLs, SPY at SSGA's; QQQ and VTWO are mirror only
         if etf.live_url(ticker):
-            up.route(_path(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
+            up.route(path_of(etf.live_url(ticker)), (mirror / etf.mirror_name(ticker)).read_bytes())
 
 
 @pytest.fixture
@@ -113,7 +107,7 @@ def test_live_failures_end_in_a_clear_error_with_nothing_written(live, respond, 
     up, settings = live
     pipeline.ingest("index_prices", SAMPLE_LAST, settings)
     lake_before = tree_digest(settings.lake_dir)
-    path = _path(cboe.url("RUT"))
+    path = path_of(cboe.url("RUT"))
     up.route(path, **respond)
     with pytest.raises(IngestError, match=words) as err:
         pipeline.ingest("index_prices", SAMPLE_LAST, settings)
@@ -127,7 +121,7 @@ def test_live_failures_end_in_a_clear_error_with_nothing_written(live, respond, 
 @pytest.mark.slow
 def test_429_with_retry_after_is_retried_then_succeeds(live, mirror):
     up, settings = live
-    path = _path(cboe.url("RUT"))
+    path = path_of(cboe.url("RUT"))
     good = (mirror / "cboe" / "RUT_History.csv").read_bytes()
     up.route(path, responses=[(429, b"slow down"), (200, good)], headers={"Retry-After": "1"})
     result = pipeline.ingest("index_prices", SAMPLE_LAST, settings)
@@ -137,7 +131,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(live, mirror):
 
 def test_a_missing_yearly_cftc_zip_in_early_january_is_skipped(live):
     up, settings = live
-    up.routes.pop(_path(cftc.zip_url(2025)), None)  # not published yet: the server answers 404
+    up.routes.pop(path_of(cftc.zip_url(2025)), None)  # not published yet: the server answers 404
     result = pipeline.ingest("cftc_tff", date(2025, 1, 3), settings)
     assert "2025" in result["missing"]
     assert sorted(result["rows"]) == ["13874A", "209742", "239742"]  # 2023 and 2024 still landed
@@ -145,7 +139,7 @@ def test_a_missing_yearly_cftc_zip_in_early_january_is_skipped(live):
 
 def test_a_broken_cftc_zip_fails_and_is_quarantined(live):
     up, settings = live
-    up.route(_path(cftc.zip_url(2024)), b"PK\x03\x04 truncated zip")
+    up.route(path_of(cftc.zip_url(2024)), b"PK\x03\x04 truncated zip")
     with pytest.raises(IngestError, match="cftc: .*fut_fin_txt_2024.zip"):
         pipeline.ingest("cftc_tff", SAMPLE_LAST, settings)
     assert (settings.quarantine_dir / "cftc" / "as_of=2024-07-17" / "fut_fin_txt_2024.zip").exists()
@@ -154,7 +148,7 @@ def test_a_broken_cftc_zip_fails_and_is_quarantined(live):
 
 def test_occ_holiday_answer_on_a_session_is_an_error(live):
     up, settings = live
-    up.route(_path(occ.url("IWM", date(2024, 7, 16))), b"No record(s) found")
+    up.route(path_of(occ.url("IWM", date(2024, 7, 16))), b"No record(s) found")
     with pytest.raises(IngestError, match=r"no volume published for NYSE session\(s\): \['IWM 2024-07-16'\]"):
         pipeline.ingest("options_volume", SAMPLE_LAST, settings)
 
@@ -162,7 +156,7 @@ def test_occ_holiday_answer_on_a_session_is_an_error(live):
 @pytest.mark.slow
 def test_an_etf_workbook_served_as_html_fails_naming_the_file(live):
     up, settings = live
-    up.route(_path(etf.live_url("IWM")), b"<html><body>Page not found</body></html>")
+    up.route(path_of(etf.live_url("IWM")), b"<html><body>Page not found</body></html>")
     with pytest.raises(IngestError, match="etf: .*iShares-Russell-2000-ETF_fund.*an HTML page"):
         pipeline.ingest("etf_nav", SAMPLE_LAST, settings)
 

@@ -62,7 +62,7 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     for lineno, row in enumerate(body, start=2):
         if len(row) != width:
             raise fail(f"line {lineno} has {len(row)} fields, expected {width} (truncated file?): {row}")
-    if not _ends_with_line_end(text):
+    if not ends_with_line_end(text):
         raise fail(f"truncated: the file does not end with a line end, so its last line may be cut short: "
                    f"{','.join(body[-1])!r}")
 
@@ -114,7 +114,7 @@ def _rows(text: str, fail) -> list[list[str]]:
     return rows
 
 
-def _ends_with_line_end(text: str) -> bool:
+def ends_with_line_end(text: str) -> bool:
     """Whether the last line holding anything but blanks and separators ends with a line end.
 
     Every real Cboe file does (the reference mirror's five, the five in formats/, the bundled sample): a file cut

@@ -26,7 +26,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from regime.sources.cboe import _ends_with_line_end  # the same sign of a cut file as Cboe's index files
+from regime.sources.cboe import ends_with_line_end  # the same sign of a cut file as Cboe's index files
 from regime.sources.errors import SourceError, excerpt
 from regime.sources.fetch import text_of
 
@@ -86,7 +86,7 @@ def parse(data: bytes, product: str, location: str, today: date | None = None) -
     body = rows[start + 1:]
     if not body:
         raise fail("no data rows after the header")
-    if not _ends_with_line_end(text):
+    if not ends_with_line_end(text):
         raise fail(f"truncated: the file does not end with a line end, so its last line (line {body[-1][0]}) may "
                    f"be cut short: {','.join(body[-1][1])!r}")
 

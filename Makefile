@@ -27,9 +27,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# the metadata DB, then the pools of one slot that keep one writer per resource on any worker (POOLS below: their one
+# definition; docs/operations.md, "One writer"): a task in a pool that does not exist is never scheduled
+POOLS := $(CURDIR)/include/regime/pools.json
 airflow-init: setup
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	$(BIN)/airflow pools import $(POOLS) >> $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
 
 demo: airflow-init
 	$(BIN)/python -m regime.demo

@@ -7,7 +7,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from regime_timetables import NYSESessionTimetable
 
 from regime import orchestration as run
-from regime.orchestration import LAKE, SESSION_DATASETS, START_DATE, default_args, run_failure_callback
+from regime.orchestration import LAKE, SESSION_DATASETS, START_DATE, default_args, ingest_pool, run_failure_callback
 
 # dataset -> (schedule, what the schedule means)
 SCHEDULES = {
@@ -52,7 +52,8 @@ retried, and so is a session the publisher has not posted yet. Data that ends to
 """,
     )
     def ingest_source():
-        @task(task_id=f"ingest_{dataset}", outlets=[LAKE[dataset]])
+        # one ingest of the dataset at a time on any worker (with regime_daily's): its pool of one slot
+        @task(task_id=f"ingest_{dataset}", outlets=[LAKE[dataset]], pool=ingest_pool(dataset))
         def ingest() -> dict:
             return run.ingest_session(dataset)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from regime import orchestration as run
-from regime.orchestration import START_DATE, as_of_params, default_args, publish_report_alert, run_failure_callback
+from regime.orchestration import (
+    START_DATE,
+    as_of_params,
+    default_args,
+    ingest_pool,
+    publish_report_alert,
+    run_failure_callback,
+)
 
 
 @dag(
@@ -38,19 +45,19 @@ refuses stale data. Backfills: `regime-backfill --start … --end …` (docs/ope
 """,
 )
 def regime_daily():
-    @task
+    @task(pool=ingest_pool("index_prices"))
     def ingest_index_prices() -> dict:
         return run.ingest("index_prices")
 
-    @task
+    @task(pool=ingest_pool("options_volume"))
     def ingest_options_volume() -> dict:
         return run.ingest("options_volume")
 
-    @task
+    @task(pool=ingest_pool("cftc_tff"))
     def ingest_cftc_tff() -> dict:
         return run.ingest("cftc_tff")
 
-    @task
+    @task(pool=ingest_pool("etf_nav"))
     def ingest_etf_nav() -> dict:
         return run.ingest("etf_nav")
 

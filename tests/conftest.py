@@ -88,6 +88,35 @@ def airflow_home(tmp_path_factory) -> dict:
     return env
 
 
+@pytest.fixture(scope="session")
+def moto():
+    """A real S3-compatible server on 127.0.0.1 (moto_server, tests/s3.py) for the session; skipped without one."""
+    from s3 import MotoServer, moto_server_program
+
+    if moto_server_program() is None:
+        missing = "moto_server not found (`make s3server` installs it; REGIME_TEST_MOTO_SERVER names another)"
+        if in_ci():
+            pytest.fail(f"CI is set: {missing}")
+        pytest.skip(missing)
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(moto, monkeypatch):
+    """The server's AWS_* variables set, no REGIME_S3_CONN_ID, and a new bucket: its s3:// location."""
+    import uuid
+
+    from regime.objectstore import parse_location
+
+    for key, value in moto.env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "REGIME_S3_CONN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    bucket = moto.make_bucket(f"regime-{uuid.uuid4().hex[:12]}")
+    return parse_location(f"s3://{bucket}/team/regime")
+
+
 @pytest.fixture
 def smtp():
     from regime.mailcatcher import MailCatcher
@@ -188,6 +217,20 @@ def run_dag(airflow_home, regime_env, smtp):
                               capture_output=True, text=True, timeout=600)
 
     return run
+
+
+def killed_once_it_says(line: str, *command: str) -> None:
+    """Run `command` with this Python (and this test's import path) until it prints `line`, then SIGKILL it: a
+    process killed at a point of its own choosing."""
+    import signal
+
+    child = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert child.stdout.readline().strip() == line
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
 
 
 def file_digest(path: Path) -> str | None:

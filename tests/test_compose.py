@@ -29,9 +29,10 @@ COMPOSE_FILE = PROJECT / "docker-compose.yml"
 DEV_FILE = PROJECT / "docker-compose.dev.yml"
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
-THIRD_PARTY = {"postgres", "mailpit", "redis"}  # images of their own, pinned to a tag
+THIRD_PARTY = {"postgres", "mailpit", "redis", "s3"}  # images of their own, pinned to a tag
 AIRFLOW_SERVICES = sorted(set(SERVICES) - THIRD_PARTY)
 PASSWORDS_SCRIPT = re.compile(r"<<'PASSWORDS'\n(.*?)\nPASSWORDS\b", re.S)
+BUCKETS_SCRIPT = re.compile(r"<<'BUCKETS'\n(.*?)\nBUCKETS\b", re.S)
 
 # Flags of SERVICE_COMMANDS that the containers leave out on purpose, and why. The e2e stack's processes share one
 # host with everything else and listen on 127.0.0.1 only; a container's ports are reachable on the compose network only.
@@ -462,6 +463,78 @@ def test_a_compose_client_accepts_the_files():
     if client is None:
         pytest.skip("no `docker compose` or `docker-compose` client installed (the files are checked above)")
     for files in (["-f", "docker-compose.yml"], ["-f", "docker-compose.yml", "-f", "docker-compose.dev.yml"]):
-        done = subprocess.run([*client, *files, "--profile", "celery", "config", "-q"], cwd=PROJECT,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run([*client, *files, "--profile", "celery", "--profile", "s3", "config", "-q"],
+                              cwd=PROJECT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"{' '.join(client)} {' '.join(files)} config: {done.stderr}"
+
+
+# --------------------------------------------------------------------------------------------- the `s3` profile
+S3_SETTINGS = ("REGIME_LAKE_URI", "REGIME_PUBLISH_URI", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID",
+               "AWS_SECRET_ACCESS_KEY")
+
+
+def test_the_s3_profile_adds_the_tests_s3_server_and_the_default_stack_keeps_its_volume():
+    server = SERVICES["s3"]
+    assert server["profiles"] == ["s3"]
+    assert all("profiles" not in SERVICES[name] for name in ("scheduler", "api-server", "airflow-init", "postgres"))
+    # the moto server the tests run (requirements-s3server.txt), the official image of that version
+    moto = next(line.split("==")[1] for line in (PROJECT / "requirements-s3server.txt").read_text().splitlines()
+                if line.startswith("moto=="))
+    assert server["image"] == f"motoserver/moto:{moto}"
+    # reachable on this machine only (analysts' `regime --warehouse s3://…`), on moto's port in the compose network
+    [published] = server["ports"]
+    host, host_port, port = published.split(":")
+    assert host == "127.0.0.1" and host_port == port == "5000"
+    # healthy when its API answers: the path tests/s3.py polls, on that port
+    assert server["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]
+    assert f"http://localhost:{port}/moto-api/" in server["healthcheck"]["test"][3]
+    assert "/moto-api/" in (PROJECT / "tests" / "s3.py").read_text()
+    assert server["restart"] == "always"
+    # no service depends on it (it exists with the profile only; depends_on's `required: false` is Compose 2.20's):
+    # airflow-init's bucket step waits for it instead
+    assert all("s3" not in service.get("depends_on", {}) for service in SERVICES.values())
+    # the documented command points the settings at the service, by its name and port
+    for text in (COMPOSE_FILE.read_text(), (PROJECT / "docs" / "operations.md").read_text()):
+        assert f"AWS_ENDPOINT_URL=http://s3:{port}" in text and "--profile s3 up" in text
+
+
+def test_the_object_storage_settings_come_from_the_environment_with_no_secret_in_the_file():
+    code = "".join((PROJECT / "include" / "regime" / f"{m}.py").read_text() for m in ("objectstore", "config"))
+    for name in AIRFLOW_SERVICES:
+        env = environment(name)
+        for key in S3_SETTINGS:
+            if key == "AWS_REGION":
+                assert env[key] == "${AWS_REGION:-us-east-1}", name
+            else:  # unset by default: the lake and the warehouse stay on the regime-data volume; no literal value
+                assert env[key] == f"${{{key}:-}}", (name, key)
+            assert re.search(rf'\("{key}"', code), f"{key} is passed but neither objectstore nor config reads it"
+
+
+def _buckets(script: str, env: dict) -> subprocess.CompletedProcess:
+    run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(sys.path), **env}
+    return subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, timeout=120)
+
+
+def test_airflow_init_makes_the_buckets_the_settings_name_on_the_profile_s_server(moto):
+    """airflow-init's bucket step, run as the container runs it (compose leaves a script without `$` unchanged),
+    against the tests' S3-compatible server: it makes the buckets of REGIME_LAKE_URI and REGIME_PUBLISH_URI, again
+    without harm, nothing without s3:// settings, and fails clearly (no secret shown) without credentials."""
+    import pyarrow.fs as pafs
+
+    [script] = BUCKETS_SCRIPT.findall(command(SERVICES["airflow-init"])[1])
+    assert "$" not in script
+    init = command(SERVICES["airflow-init"])[1]
+    assert init.index("airflow pools import") < init.index("<<'BUCKETS'") < init.index("<<'PASSWORDS'")
+    suffix = os.urandom(4).hex()
+    settings = {"REGIME_LAKE_URI": f"s3://lake-{suffix}/regime", "REGIME_PUBLISH_URI": f"s3://pub-{suffix}/regime"}
+    for _ in range(2):  # a restart of the stack runs it again
+        done = _buckets(script, {**moto.env, **settings})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [f"REGIME_LAKE_URI: the bucket 'lake-{suffix}' is there",
+                                            f"REGIME_PUBLISH_URI: the bucket 'pub-{suffix}' is there"]
+    fs = moto.filesystem()
+    assert {fs.get_file_info(f"{kind}-{suffix}").type for kind in ("lake", "pub")} == {pafs.FileType.Directory}
+    done = _buckets(script, moto.env)  # the default stack: nothing to make
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    done = _buckets(script, {"AWS_ENDPOINT_URL": moto.env["AWS_ENDPOINT_URL"], **settings})
+    assert done.returncode != 0 and "no S3 credentials" in done.stderr

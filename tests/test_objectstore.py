@@ -11,9 +11,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,35 +19,12 @@ from pathlib import Path
 import duckdb
 import pyarrow.fs as pafs
 import pytest
-from s3 import MotoServer, moto_server_program
 
-from conftest import SAMPLE_LAST, in_ci, published_run
+from conftest import SAMPLE_LAST, killed_once_it_says, published_run
 from regime import cli, datasets, objectstore, pipeline, remote_warehouse
 from regime.config import ConfigError, get_settings
 from regime.objectstore import LocationError, ObjectStoreError, parse_location
 from regime.sql import FULL, bind, read_sql
-
-
-@pytest.fixture(scope="session")
-def moto():
-    if moto_server_program() is None:
-        missing = "moto_server not found (`make s3server` installs it; REGIME_TEST_MOTO_SERVER names another)"
-        if in_ci():
-            pytest.fail(f"CI is set: {missing}")
-        pytest.skip(missing)
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def s3(moto, monkeypatch):
-    """The server's AWS_* variables set, no REGIME_S3_CONN_ID, and a new bucket: its s3:// location."""
-    for key, value in moto.env.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "REGIME_S3_CONN_ID"):
-        monkeypatch.delenv(key, raising=False)
-    bucket = moto.make_bucket(f"regime-{uuid.uuid4().hex[:12]}")
-    return parse_location(f"s3://{bucket}/team/regime")
 
 
 @pytest.fixture(scope="module")
@@ -286,13 +260,7 @@ def test_an_upload_killed_midway_leaves_the_previous_build_readable(s3, sample, 
     fs = objectstore.filesystem(s3)
     first = remote_warehouse.publish_warehouse(sample.warehouse_path, s3, fs)
     second = other_build(sample.warehouse_path, tmp_path / "second.duckdb")
-    child = subprocess.Popen([sys.executable, "-c", KILLED_UPLOAD, str(second), s3.uri], stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    try:
-        assert child.stdout.readline().strip() == "uploading"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
+    killed_once_it_says("uploading", "-c", KILLED_UPLOAD, str(second), s3.uri)
     assert manifest_of(fs, s3) == first
     fetched = remote_warehouse.fetch_latest(s3, tmp_path / "cache", fs)
     assert remote_warehouse.file_sha256(fetched.path) == first["sha256"]
@@ -417,3 +385,101 @@ def test_duckdb_reads_the_lake_from_the_bucket_without_httpfs(s3, sample):
         compared += 1
     assert compared >= 4
     con.close()
+
+
+# --- objects over S3's copy limit (5 GiB; objectstore.COPY_LIMIT, made small here) ------------------------------------
+
+BIG = 12 * 2**20  # over pyarrow's 10 MiB multipart part: a part is in the bucket's upload before the stream ends
+
+
+def test_pyarrow_completes_a_partial_upload_when_its_stream_closes_on_an_error(s3):
+    """Why put_atomic deletes what a failed direct upload left at its key: pyarrow's S3 output stream has no abort, and
+    closing it, as `with` does on an exception, completes the multipart upload with what was written so far
+    (apache/arrow#40502)."""
+    fs = objectstore.filesystem(s3)
+    key = s3.path("probe", "partial.bin")
+    with pytest.raises(RuntimeError, match="a fault mid-stream"), fs.open_output_stream(key) as out:
+        out.write(os.urandom(11 * 2**20))  # one part uploaded, the rest buffered
+        raise RuntimeError("a fault mid-stream")
+    assert fs.get_file_info(key).size == 11 * 2**20  # a partial object, visible
+
+
+def _temp_keys(monkeypatch) -> list[str]:
+    """The temporary keys put_atomic asks for from now on (none: it wrote straight to the final key)."""
+    made = []
+    real = objectstore.temp_key
+
+    def spy(final: str, now=None) -> str:
+        made.append(real(final, now))
+        return made[-1]
+
+    monkeypatch.setattr(objectstore, "temp_key", spy)
+    return made
+
+
+def _over_a_small_limit(s3, monkeypatch) -> tuple:
+    """COPY_LIMIT 1 MiB, chunks of 1 MiB, the temporary keys asked for recorded: (the bucket's filesystem, those keys,
+    BIG random bytes, a build's key)."""
+    monkeypatch.setattr(objectstore, "COPY_LIMIT", 2**20)
+    monkeypatch.setattr(objectstore, "CHUNK", 2**20)
+    return (objectstore.filesystem(s3), _temp_keys(monkeypatch), os.urandom(BIG),
+            s3.path("warehouse", "build-1", "warehouse.duckdb"))
+
+
+def test_an_object_over_the_copy_limit_goes_straight_to_a_key_no_reader_reaches(s3, monkeypatch, tmp_path):
+    fs, made, data, final = _over_a_small_limit(s3, monkeypatch)
+    # a key readers may reach: refused before anything is uploaded (S3 would refuse to copy the temporary key)
+    with pytest.raises(ObjectStoreError, match=rf"build-1/warehouse.duckdb: {BIG} bytes, over the 1048576 bytes S3"):
+        objectstore.put_atomic(fs, final, io.BytesIO(data))
+    assert all_files(fs, s3.path()) == set() and made == []
+    # a key no reader reaches until it is named: straight there; nothing shows while the parts go up
+    seen = []
+    sha, size = objectstore.put_atomic(fs, final, io.BytesIO(data), lambda done: seen.append(all_files(fs, s3.path())),
+                                       unreachable=True)
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), BIG) and made == []
+    assert len(seen) == 12 and all(files == set() for files in seen)
+    assert objectstore.read_bytes(fs, final, limit=BIG) == data and all_files(fs, s3.path()) == {final}
+    # at or under the limit, and for a local folder (a rename has no limit): through a temporary key, as before
+    monkeypatch.setattr(objectstore, "COPY_LIMIT", BIG)
+    objectstore.put_atomic(fs, s3.path("warehouse", "build-2", "warehouse.duckdb"), data, unreachable=True)
+    assert len(made) == 1 and made[0].startswith(s3.path("warehouse", "build-2", ".warehouse.duckdb."))
+    monkeypatch.setattr(objectstore, "COPY_LIMIT", 2**20)
+    target = tmp_path / "build-3" / "warehouse.duckdb"
+    objectstore.put_atomic(pafs.LocalFileSystem(), str(target), data, unreachable=True)
+    assert len(made) == 2 and target.read_bytes() == data and list(target.parent.iterdir()) == [target]
+
+
+def test_a_fault_mid_stream_leaves_no_object_at_the_key_written_directly(s3, monkeypatch):
+    fs, made, data, final = _over_a_small_limit(s3, monkeypatch)
+
+    def fail(done):  # after a 10 MiB part went up
+        if done == 11 * 2**20:
+            raise OSError("connection reset by peer")
+
+    with pytest.raises(ObjectStoreError, match="build-1/warehouse.duckdb: connection reset by peer"):
+        objectstore.put_atomic(fs, final, io.BytesIO(data), fail, unreachable=True)
+    assert fs.get_file_info(final).type == pafs.FileType.NotFound and all_files(fs, s3.path()) == set()
+    # a source that fails (a disk fault) and cannot tell its size: straight to the key as well, and nothing left
+    with pytest.raises(ObjectStoreError, match="build-1/warehouse.duckdb: the source failed"):
+        objectstore.put_atomic(fs, final, Broken(data, after=11 * 2**20), unreachable=True)
+    assert all_files(fs, s3.path()) == set() and made == []
+
+
+def test_a_build_over_the_copy_limit_is_published_straight_to_its_key(s3, sample, tmp_path, monkeypatch):
+    monkeypatch.setattr(objectstore, "COPY_LIMIT", 1024)  # every build is "over" it; the manifest is not
+    made = _temp_keys(monkeypatch)
+    # a publish, then a fault mid-upload of the next build: the manifest still names the first build, readers get it
+    # and nothing of the second is left (the test above, under the limit) ...
+    test_a_fault_in_the_upload_stream_publishes_nothing(s3, sample, tmp_path, monkeypatch)
+    # ... and each build went straight to its key: the only temporary key was the manifest's
+    assert [Path(k).name.split(".")[1] for k in made] == ["manifest"]
+    fs = objectstore.filesystem(s3)
+    first = manifest_of(fs, s3)
+    again = remote_warehouse.publish_warehouse(tmp_path / "second.duckdb", s3, fs)  # the rerun publishes it
+    assert again["history"] == [again["build_id"], first["build_id"]]
+    assert [Path(k).name.split(".")[1] for k in made] == ["manifest", "manifest"]
+    # the key the manifest names is never written straight over: a damaged published build over the limit is refused
+    objectstore.put_atomic(fs, s3.path(again["key"]), b"damaged")
+    with pytest.raises(ObjectStoreError, match=r"over the 1024 bytes S3 can copy from a temporary key"):
+        remote_warehouse.publish_warehouse(tmp_path / "second.duckdb", s3, fs)
+    assert manifest_of(fs, s3) == again

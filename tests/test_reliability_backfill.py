@@ -1,4 +1,4 @@
-"""Crash safety of the backfill: its OCC steps (which call ingest_occ month by month, not pipeline.ingest) sweep what
+"""Crash safety of the backfill: its OCC steps (pipeline.ingest with each month's days) sweep what
 a killed earlier ingest of options_volume left, as pipeline.ingest does: temporary files of dead writers under the
 dataset's lake folder and the OCC raw and quarantine folders; and a backfill, holding its range's lock, removes its
 checkpoint's temporary files. A live writer's file, and other datasets' folders and other ranges' checkpoints (whose

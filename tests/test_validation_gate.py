@@ -1,6 +1,7 @@
 """The Great Expectations gate: every suite rejects bad data, a rejected build publishes nothing, the
 failure is recorded, known upstream defects only warn."""
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -170,3 +171,31 @@ def test_an_earlier_as_of_rebuild_may_hold_fewer_rows(own_copy, tmp_path):
     report = validate_build(Path(staging), date(2024, 7, 10), tmp_path / "docs", tmp_path / "state",
                             published=settings.warehouse_path, suites=(prices,))
     assert report.passed
+
+
+@pytest.mark.slow
+def test_data_docs_keep_a_failed_run_after_the_next(published, tmp_path):
+    """Each gate renders its own pages into the Data Docs and keeps the earlier gates': after a failed run and a
+    passing one, the index lists both, and the failed run's page still shows the failing expectation with its
+    count and sampled values."""
+    settings, _ = published
+    docs = tmp_path / "docs"
+    tampered = _copy_and_tamper(settings, tmp_path, "update marts.prices set close = -1 "
+                                                    "where symbol = 'RUT' and date = '2024-07-01'")
+    with pytest.raises(ValidationFailed, match="close_outside_range"):
+        validate_build(tampered, SAMPLE_LAST, docs, tmp_path / "state", suites=(prices,))
+    clean = _copy_and_tamper(settings, tmp_path, "select 1")
+    report = validate_build(clean, SAMPLE_LAST, docs, tmp_path / "state", suites=(prices,))
+    assert report.passed and report.docs_url == (docs / "index.html").as_uri()
+
+    # validations/<suite>/<as-of>/<run time>/<batch>.html, one run per gate: the failed one first
+    pages = sorted(docs.glob("validations/prices/2024-07-17/*/*.html"))
+    assert len(pages) == 2
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    for page in pages:
+        assert page.relative_to(docs).as_posix() in index
+    failed = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", pages[0].read_text(encoding="utf-8")))
+    assert "1 unexpected values found" in failed and "Sampled Unexpected Values" in failed
+    assert "RUT 2024-07-01 close -1.00 outside low 1,985.60 - high 2,029.47" in failed
+    passed = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", pages[1].read_text(encoding="utf-8")))
+    assert "unexpected values found" not in passed

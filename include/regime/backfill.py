@@ -67,9 +67,6 @@ def run(start: date, end: date, settings: Settings, alerts: bool = False, restar
 
 def _run(start: date, end: date, settings: Settings, checkpoint: Path, alerts: bool, restart: bool,
          progress: bool) -> dict:
-    from regime.ingest import ingest_occ
-    from regime.locks import exclusive
-
     done = set() if restart else _load(checkpoint)
     steps = plan(start, end)
     if alerts:
@@ -86,9 +83,7 @@ def _run(start: date, end: date, settings: Settings, checkpoint: Path, alerts: b
             if name in done:
                 summary["skipped"] += 1
             elif name.startswith("ingest options_volume"):
-                with exclusive(settings.state_dir / "ingest-options_volume.lock", "ingest of options_volume"):
-                    pipeline.sweep_ingest(settings, "options_volume")
-                    summary["occ_files"] += ingest_occ(settings, end, days=days).files
+                summary["occ_files"] += pipeline.ingest("options_volume", end, settings, days=days)["files"]
             elif name.startswith("ingest "):
                 pipeline.ingest(name.split()[1], end, settings)
             elif name == "send alerts":

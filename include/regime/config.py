@@ -27,6 +27,7 @@
 | REGIME_DUCKDB_MEMORY_LIMIT | `1GB` | DuckDB's memory limit while building the warehouse (beyond it: spill to disk) |
 | REGIME_MAX_FILE_MB | (unset: per source) | MiB limit of any upstream file (else MAX_FILE_MB: 16 to 64 per source) |
 | REGIME_PUBLISH_URI | (unset: off) | `s3://bucket/prefix` or a folder: each publish also uploads the warehouse there |
+| REGIME_LAKE_URI | (unset: REGIME_DATA_DIR) | `s3://bucket/prefix`: raw/, lake/, quarantine/ in a bucket (lake_store) |
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Settings:
     smtp_send_timeout: float = 120.0  # seconds: alert mail, the whole transaction once connected
     max_file_mb: float | None = None  # REGIME_MAX_FILE_MB: one limit for every source; None: MAX_FILE_MB per source
     publish_uri: str | None = None  # REGIME_PUBLISH_URI: also upload each published build there (regime.objectstore)
+    lake_uri: str | None = None  # REGIME_LAKE_URI: the lake in a bucket (regime.lake_store); None: REGIME_DATA_DIR's
 
     def max_file_bytes(self, source: str) -> int:
         """The size limit in bytes of one upstream file of `source` (REGIME_MAX_FILE_MB or the source's default)."""
@@ -221,6 +223,23 @@ def _publish_uri() -> str | None:
         raise ConfigError(f"REGIME_PUBLISH_URI: {exc}") from None
 
 
+def _lake_uri() -> str | None:
+    """REGIME_LAKE_URI, checked: `s3://bucket/prefix` only (unset: the lake is REGIME_DATA_DIR's folders)."""
+    raw = os.environ.get("REGIME_LAKE_URI", "").strip()
+    if not raw:
+        return None
+    from regime.objectstore import LocationError, parse_location
+
+    try:
+        location = parse_location(raw)
+    except LocationError as exc:
+        raise ConfigError(f"REGIME_LAKE_URI: {exc}") from None
+    if not location.is_s3:
+        raise ConfigError("REGIME_LAKE_URI: expected s3://bucket/prefix; a local lake is REGIME_DATA_DIR's (leave "
+                          "REGIME_LAKE_URI unset)")
+    return location.uri
+
+
 def _max_file_mb() -> float | None:
     raw = os.environ.get("REGIME_MAX_FILE_MB", "").strip()
     if not raw:
@@ -268,4 +287,5 @@ def get_settings() -> Settings:
         smtp_send_timeout=_seconds("REGIME_SMTP_SEND_TIMEOUT", "120"),
         max_file_mb=_max_file_mb(),
         publish_uri=_publish_uri(),
+        lake_uri=_lake_uri(),
     )

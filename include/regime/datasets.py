@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from regime import lake
+from regime.dataset_names import NAMES
 
 _POSITIONS = [
     "dealer_positions_long_all", "dealer_positions_short_all", "dealer_positions_spread_all",
@@ -109,3 +110,6 @@ OPTIONS_PUTCALL = Dataset("options_putcall", "product", ("date",), pa.schema([
 ]), archive=True)
 
 ALL: tuple[Dataset, ...] = (INDEX_PRICES, OPTIONS_VOLUME, CFTC_TFF, ETF_NAV, OPTIONS_PUTCALL)
+if tuple(d.name for d in ALL) != NAMES:  # the light copy the DAG files read (their Assets): one list of names
+    raise ImportError(f"regime.datasets.ALL names {[d.name for d in ALL]}, but regime.dataset_names.NAMES "
+                      f"{list(NAMES)}: list a dataset in both, in the same order")

@@ -31,18 +31,22 @@ class Series:
 
 
 def latest(settings: Settings, dataset: Dataset, as_of: date) -> list[Series]:
-    """Each series of `dataset` in the lake with its newest date on or before `as_of` (none: not in the lake)."""
+    """Each series of `dataset` in the lake (REGIME_DATA_DIR's or REGIME_LAKE_URI's bucket: regime.lake_store) with its
+    newest date on or before `as_of` (none: not in the lake)."""
     import duckdb
 
-    if not dataset.has_data(settings.lake_dir):
+    from regime import lake_store
+
+    if not lake_store.has_data(settings, dataset):
         return []
     con = duckdb.connect()
     try:
+        lake_store.register(con, settings)
         rows = con.execute(
             f"select {dataset.partition}::varchar, max({dataset.time_column}) "
             "from read_parquet($glob, hive_partitioning = true, hive_types_autocast = false) "
             f"where {dataset.time_column} <= $as_of group by all order by 1",
-            {"glob": dataset.glob(settings.lake_dir), "as_of": as_of}).fetchall()
+            {"glob": lake_store.glob(settings, dataset), "as_of": as_of}).fetchall()
     finally:
         con.close()
     return [Series(dataset.name, name, last) for name, last in rows if last is not None]

@@ -269,8 +269,9 @@ def _cftc_years(settings: Settings, as_of: date) -> list[int]:
                        if (m := pattern.match(p.name)))
         return [y for y in years if y <= as_of.year]
     # live: complete years are fetched once; the current year every run (the CFTC rewrites it weekly)
-    landed = {int(m.group(1)) for p in (settings.raw_dir / cftc.SOURCE).glob("as_of=*/fut_fin_txt_*.zip")
-              if (m := re.search(r"(\d{4})\.zip$", p.name))}
+    # a landed zip's .meta.json, written after it (what regime.lake_store pulls of the earlier as-of dates)
+    landed = {int(m.group(1)) for p in (settings.raw_dir / cftc.SOURCE).glob("as_of=*/fut_fin_txt_*.zip.meta.json")
+              if (m := re.search(r"(\d{4})\.zip\.meta\.json$", p.name))}
     return [y for y in range(settings.cftc_first_year, as_of.year + 1) if y == as_of.year or y not in landed]
 
 

@@ -29,9 +29,11 @@ STAGING_LOOKBACK = {"staging.etf_nav": ("etf", 1)}
 
 def lake_journals(settings: Settings) -> dict[str, dict[str, list[dict] | None]]:
     """{dataset: {partition directory: its write journal, None if it has none}} of the lake now (lake.read_journal:
-    file footers only)."""
-    from regime import lake
+    file footers only), in REGIME_DATA_DIR or, with REGIME_LAKE_URI, in the bucket (regime.lake_store)."""
+    from regime import lake, lake_store
 
+    if settings.lake_uri:
+        return lake_store.journals(settings, datasets.ALL)
     found: dict[str, dict[str, list[dict] | None]] = {}
     for dataset in datasets.ALL:
         root = settings.lake_dir / dataset.name

@@ -250,38 +250,62 @@ def temp_key(final: str, now: datetime | None = None) -> str:
     return f"{folder}/.{name}.{stamp}.{secrets.token_hex(4)}.tmp"
 
 
+# S3's CopyObject, which moving a temporary key to its final key is, refuses a source over 5 GiB (put_atomic)
+COPY_LIMIT = 5 * 2**30
+
+
 def put_atomic(fs: pafs.FileSystem, final: str, source: IO[bytes] | bytes,
-               progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+               progress: Callable[[int], None] | None = None, *, unreachable: bool = False) -> tuple[str, int]:
     """Write `source` (bytes or a binary file object) as the object `final` (a filesystem path): upload to a temporary
     key in the same folder, copy it to `final`, delete the temporary key. Returns (sha256, size) of what was written;
     `progress(bytes so far)` is called after each chunk. On any error the temporary key is deleted (a killed process
-    leaves it for sweep_temp) and `final` is as it was."""
+    leaves it for sweep_temp) and `final` is as it was.
+
+    S3 cannot copy an object over COPY_LIMIT (5 GiB). `unreachable=True` is the caller's word that no reader reaches
+    `final` until something written after it names it (a build's own key, named by the manifest written last) and that
+    no object is there: then an S3 object over COPY_LIMIT, or of a size the source cannot tell, is uploaded straight to
+    `final`. An S3 multipart upload shows no object until it is completed, so a kill leaves none there (only the
+    incomplete upload, which the bucket's AbortIncompleteMultipartUpload lifecycle rule removes). pyarrow's output
+    stream completes the upload whenever it is closed, also on an exception or when dropped (it has no abort:
+    apache/arrow#40502), so on any error the object at `final` is deleted. Without `unreachable`, an S3 object known
+    to be over COPY_LIMIT is refused before anything is uploaded."""
     import io
 
-    import pyarrow.fs as pafs
-
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-    tmp = temp_key(final)
+    length = None  # the bytes left in the source, if it can tell (a file, bytes): not a pipe or a socket
+    if getattr(stream, "seekable", lambda: False)():
+        here = stream.tell()
+        length = stream.seek(0, io.SEEK_END) - here
+        stream.seek(here)
+    s3 = fs.type_name == "s3"
+    direct = s3 and unreachable and (length is None or length > COPY_LIMIT)
+    if s3 and not direct and length is not None and length > COPY_LIMIT:
+        raise ObjectStoreError(f"cannot write {final}: {length} bytes, over the {COPY_LIMIT} bytes S3 can copy from a "
+                               "temporary key (only a key no reader reaches until it is named can take it directly)")
+    target = final if direct else temp_key(final)
     digest, size = hashlib.sha256(), 0
-    if isinstance(fs, pafs.LocalFileSystem):
+    if fs.type_name == "local":
         fs.create_dir(final.rpartition("/")[0], recursive=True)
     try:
         with _errors(f"cannot write {final}"):
-            with fs.open_output_stream(tmp) as out:
+            with fs.open_output_stream(target) as out:
                 while chunk := stream.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
                     if progress is not None:
                         progress(size)
-            written = fs.get_file_info(tmp)
+            written = fs.get_file_info(target)
             if written.size != size:
                 raise ObjectStoreError(f"cannot write {final}: {written.size} bytes arrived of {size}")
-            fs.move(tmp, final)  # S3: copy, then delete the temporary key; a local folder: rename
+            if not direct:
+                fs.move(target, final)  # S3: copy, then delete the temporary key; a local folder: rename
     except BaseException:
         with suppress(Exception):
-            fs.delete_file(tmp)
+            fs.delete_file(target)  # the temporary key, or what pyarrow completed at `final` (direct)
         raise
+    if direct:
+        log.info("uploaded %s straight to its key (%d bytes, over the %d S3 copies)", final, size, COPY_LIMIT)
     return digest.hexdigest(), size
 
 

@@ -1,25 +1,41 @@
 """What the DAG files share: Assets, the start date, default task arguments (retries, failure mail), the tasks
 regime_daily and regime_transform both end with (publish_report_alert) and the bodies of their tasks. Light at
-import (DAG parse time): airflow.sdk and pendulum only; everything heavy is imported inside the tasks."""
+import (DAG parse time): airflow.sdk, pendulum and regime.dataset_names only; everything heavy is imported inside
+the tasks."""
 
 from __future__ import annotations
 
 import logging
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import Asset, get_current_context, task
 
+from regime.dataset_names import NAMES as DATASET_NAMES
+
 START_DATE = pendulum.datetime(2024, 1, 1, tz="America/New_York")  # every DAG's start_date
 WAREHOUSE = Asset("regime_warehouse", uri="file:///regime/warehouse.duckdb")
-LAKE = {
-    name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}")
-    for name in ("index_prices", "options_volume", "cftc_tff", "etf_nav", "options_putcall")
-}
+LAKE = {name: Asset(f"regime_{name}", uri=f"file:///regime/lake/{name}") for name in DATASET_NAMES}
 # the datasets with a file per NYSE session: regime_transform runs for a session once all three have it. CFTC is weekly:
 # each build reads the latest report released by its session (and a stale one fails the build, regime.freshness)
 SESSION_DATASETS = ("index_prices", "options_volume", "etf_nav")
+
+# The Airflow pools of one slot that keep one writer of the warehouse and one ingest per dataset across workers and
+# machines, where flock (regime.locks) does not reach. POOLS_FILE is their one definition: `airflow pools import` reads
+# it wherever a scheduler runs (Makefile airflow-init, docker-compose.yml's airflow-init, tests/e2e/stack.py,
+# regime.ui's screenshots); the DAG files only name the pools (no file is read at parse time) and tests/test_pools.py
+# checks that every name a task uses is in the file, since a task in a pool that does not exist is never scheduled
+# (the scheduler only logs a warning). docs/operations.md, "One writer".
+POOLS_FILE = Path(__file__).with_name("pools.json")
+WAREHOUSE_POOL = "regime_warehouse"  # build_validate_publish of regime_daily and regime_transform
+
+
+def ingest_pool(dataset: str) -> str:
+    """The pool of one slot of `dataset`'s ingest tasks (the ingest DAG's and regime_daily's)."""
+    return f"regime_ingest_{dataset}"
+
 
 
 def transform_schedule():
@@ -123,11 +139,12 @@ def ingest_session(dataset: str) -> dict:
 
 def publish_report_alert(ingested: list | None = None):
     """Declare, in the DAG being defined, the tasks that regime_daily and regime_transform share (same ids in both):
-    build_validate_publish (updates the WAREHOUSE Asset; not retried), then write_report, then send_alerts.
+    build_validate_publish (updates the WAREHOUSE Asset; not retried; in the one-slot pool WAREHOUSE_POOL), then
+    write_report, then send_alerts.
     `ingested`: the tasks the build waits for (regime_daily's ingests), passed to it as its argument. Returns the
     build task's result (an XComArg)."""
 
-    @task(task_id="build_validate_publish", outlets=[WAREHOUSE], retries=0)
+    @task(task_id="build_validate_publish", outlets=[WAREHOUSE], retries=0, pool=WAREHOUSE_POOL)
     def build(ingested: list | None = None) -> dict:
         return build_validate_publish()
 

@@ -7,15 +7,14 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from regime import lake, publisher, warehouse
+from regime import lake, lake_store, publisher, warehouse
 from regime.config import Settings, get_settings
 from regime.incremental import NotIncremental
 from regime.sql import connect, connect_readonly
 
 log = logging.getLogger(__name__)
 # dataset -> its sources' folders under raw/ and quarantine/ (swept with the dataset's lake folder)
-RAW_FOLDERS = {"index_prices": ("cboe", "yahoo"), "options_volume": ("occ",), "cftc_tff": ("cftc",),
-               "etf_nav": ("etf",), "options_putcall": ("cboe_putcall",)}
+RAW_FOLDERS = lake_store.SOURCES
 
 
 def sweep_ingest(settings: Settings, dataset: str) -> list[Path]:
@@ -27,15 +26,18 @@ def sweep_ingest(settings: Settings, dataset: str) -> list[Path]:
     return lake.sweep_temp(*folders)
 
 
-def ingest(dataset: str, as_of: date, settings: Settings | None = None) -> dict:
-    """Ingest one canonical dataset (index_prices, options_volume, cftc_tff, etf_nav) as of `as_of`."""
+def ingest(dataset: str, as_of: date, settings: Settings | None = None, **options) -> dict:
+    """Ingest one canonical dataset (index_prices, options_volume, cftc_tff, etf_nav) as of `as_of`; `options` go to
+    its ingester (regime-backfill: options_volume's `days`). With REGIME_LAKE_URI the ingester runs on the local
+    working copy, pulled from the bucket before and pushed after (regime.lake_store)."""
     from regime.ingest import INGESTERS
     from regime.locks import exclusive
 
     settings = settings or get_settings()
     with exclusive(settings.state_dir / f"ingest-{dataset}.lock", f"ingest of {dataset}"):
         sweep_ingest(settings, dataset)
-        result = INGESTERS[dataset](settings, as_of)
+        with lake_store.synced(settings, dataset, as_of):
+            result = INGESTERS[dataset](settings, as_of, **options)
     if result.missing:
         log.warning("%s: not available upstream, skipped: %s", dataset, ", ".join(result.missing[:20]))
     return result.as_xcom()

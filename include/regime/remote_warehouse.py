@@ -10,6 +10,9 @@ The bucket holds:
     <prefix>/warehouse/<build id>/warehouse.duckdb   one per build, `<as-of>_<built at, UTC>_<sha256[:12]>`
     <prefix>/warehouse/manifest.json                 the latest build: written last, so a reader never sees a build
                                                      half uploaded; the builds it lists in `history` are kept
+
+A build's key is its own and unreachable until the manifest names it, so a build over S3's copy limit (5 GiB,
+objectstore.COPY_LIMIT) is uploaded straight to it rather than through a temporary key (objectstore.put_atomic).
 """
 
 from __future__ import annotations
@@ -136,8 +139,11 @@ def publish_warehouse(path: Path, location: Location | str, fs: pafs.FileSystem 
             record["size"]:
         log.info("build %s is already the published one at %s", record["build_id"], location.uri)
         return previous
+    # the build's own key, which no reader reaches until the manifest names it: a build over S3's copy limit (5 GiB)
+    # goes straight there (put_atomic); not when the manifest already names this key (a damaged copy re-uploaded)
     with path.open("rb") as source:
-        sha, size = put_atomic(fs, location.path(key), source, progress)
+        sha, size = put_atomic(fs, location.path(key), source, progress,
+                               unreachable=previous is None or previous["key"] != key)
     if (sha, size) != (record["sha256"], record["size"]):
         raise ObjectStoreError(f"{path} changed while it was uploaded: nothing published")
     earlier = [previous["build_id"], *previous.get("history", [])] if previous else []

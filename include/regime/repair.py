@@ -7,7 +7,8 @@
 incremental build recomputes from the earliest removed date) and records each removed row in meta.revisions (file
 `regime-lake remove`). It refuses while an ingest of the dataset runs. The warehouse still holds the rows until the
 next build: `--rebuild AS_OF` rebuilds, validates and publishes it from the lake, or run regime-backfill or the
-regime_daily DAG. See docs/operations.md, "Repairing the lake".
+regime_daily DAG. With the lake in a bucket (REGIME_LAKE_URI), both pull the dataset's partitions from it first and
+`remove` pushes the partition it rewrote (regime.lake_store). See docs/operations.md, "Repairing the lake".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from regime import datasets, lake, state
+from regime import datasets, lake, lake_store, state
 from regime.config import Settings, get_settings
 
 DATASETS = {d.name: d for d in datasets.ALL}
@@ -30,10 +31,18 @@ class RepairError(RuntimeError):
     """The command cannot do what was asked; the message says why and nothing was changed."""
 
 
-def _partition(settings: Settings, name: str, value: str):
+def _partition(settings: Settings, name: str, value: str, pull: bool = True):
+    """The dataset and its partition file; with REGIME_LAKE_URI and `pull`, the dataset's partitions are pulled from
+    the bucket first, under its ingest lock (regime.lake_store)."""
     if name not in DATASETS:
         raise RepairError(f"no dataset {name!r}: one of {', '.join(DATASETS)}")
     dataset = DATASETS[name]
+    if settings.lake_uri and pull:
+        from regime.locks import exclusive
+
+        with exclusive(settings.state_dir / f"ingest-{name}.lock", f"ingest of {name}"), \
+                lake_store.synced(settings, name, push=False):
+            pass
     path = dataset.partition_path(settings.lake_dir, value)
     if not path.exists():
         held = sorted(p.parent.name.split("=", 1)[1] for p in (settings.lake_dir / name).glob("*/data.parquet"))
@@ -60,9 +69,13 @@ def remove(settings: Settings, name: str, value: str, dates: list[date]) -> pd.D
     """Take the rows of `dates` out of one partition (all of them or none); return the rows removed."""
     from regime.locks import LockTimeout, exclusive
 
-    dataset, path = _partition(settings, name, value)
+    if not settings.lake_uri:  # a bucket's partition is checked once pulled, below
+        _partition(settings, name, value)
     try:
-        with exclusive(settings.state_dir / f"ingest-{name}.lock", f"ingest of {name}", timeout=0):
+        # with REGIME_LAKE_URI: the dataset's partitions pulled from the bucket, and the rewritten one pushed back
+        with exclusive(settings.state_dir / f"ingest-{name}.lock", f"ingest of {name}", timeout=0), \
+                lake_store.synced(settings, name):
+            dataset, path = _partition(settings, name, value, pull=False)
             rows = pd.read_parquet(path)
             first = dataset.key[0]
             held = set(rows[first].map(lake.as_date))

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import duckdb
 
-from regime import datasets, state
+from regime import datasets, lake_store, state
 from regime import sql as sqlmod
 from regime.config import Settings
 from regime.incremental import MAX_INCREMENTAL_DAYS, NotIncremental
@@ -134,16 +134,16 @@ def register_words(con: duckdb.DuckDBPyConnection) -> None:
                         "VARCHAR", null_handling="special", side_effects=False)
 
 
-def lake_params(settings: Settings, as_of: date) -> dict:
-    """Parameters every model may use: the as-of date, where each dataset's Parquet files are (an empty typed
-    file for a dataset the lake does not hold yet), and the configured groups."""
+def lake_params(settings: Settings, as_of: date, con: duckdb.DuckDBPyConnection) -> dict:
+    """Parameters every model may use: the as-of date, where each dataset's Parquet files are (REGIME_LAKE_URI's
+    bucket: read through `con`, regime.lake_store; an empty typed file for a dataset not held yet), the groups."""
     params = {"as_of": as_of, "small_caps": list(settings.small_caps), "large_caps": list(settings.large_caps),
               "history_from": FULL}
+    lake_store.register(con, settings)
     for dataset in datasets.ALL:
-        has_data = dataset.has_data(settings.lake_dir)
-        if not has_data:
+        if not (has_data := lake_store.has_data(settings, dataset)):
             log.warning("the lake holds no %s yet: staging.%s will be empty", dataset.name, dataset.name)
-        params[f"{dataset.name}_glob"] = (dataset.glob(settings.lake_dir) if has_data
+        params[f"{dataset.name}_glob"] = (lake_store.glob(settings, dataset) if has_data
                                           else str(dataset.empty_file(settings.build_dir)))
     return params
 
@@ -168,9 +168,9 @@ def build(settings: Settings, as_of: date) -> Path:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
     journals = lake_journals(settings)  # before the lake is read: a write during the build is seen next time
-    params = {**REGIME_RULES, **lake_params(settings, as_of), "since": FULL}
     con = connect(target, memory_limit=settings.duckdb_memory_limit)
     try:
+        params = {**REGIME_RULES, **lake_params(settings, as_of, con), "since": FULL}
         started = clock = time.perf_counter()
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
@@ -256,7 +256,7 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
         raise
     try:
         journals = lake_journals(settings)
-        params = {**REGIME_RULES, **lake_params(settings, as_of)}
+        params = {**REGIME_RULES, **lake_params(settings, as_of, con)}
         copy_state(con, settings.state_dir)
         register_words(con)
         clock = _done("meta", "meta.*", None, clock)

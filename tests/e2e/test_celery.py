@@ -1,6 +1,8 @@
 """The scale-out path: `regime_daily` with the CeleryExecutor (the `celery_stack` fixture): Redis as the broker,
 PostgreSQL as the result backend, two Celery workers of 2 slots each as separate processes. The four ingest tasks
 spread over both workers and run at the same time; the warehouse build runs once, on one worker, as the one writer.
+Two builds triggered at once (regime_daily and regime_transform) take turns in the Airflow pool `regime_warehouse` of
+one slot, whichever worker runs them (the one writer without flock).
 
 Which worker ran a task: the REST API's `hostname` of a task instance is the machine's name, the same for two
 workers on one machine; each worker's log names every task it ran (its task instance id and Celery task id), and the
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -108,3 +111,58 @@ def test_a_run_spreads_its_ingest_over_both_workers_and_builds_once(celery_stack
     alerts = [m for m in stack.mail.messages[before:] if m["Subject"].startswith("Regime alert: ")]
     assert len(alerts) == 1, [m["Subject"] for m in stack.mail.messages[before:]]
     assert alerts[0]["To"] == "analyst@example.test"
+
+
+def test_two_builds_racing_on_two_workers_take_turns_in_the_warehouse_pool(celery_stack):
+    """One writer without flock (docs/operations.md, "One writer"): regime_transform (as of 2024-07-17, on the lake the
+    run above landed) and regime_daily (as of 2024-07-16) triggered at the same moment, their tasks spread over both
+    workers. Each build_validate_publish runs in the pool `regime_warehouse` of one slot, so the second build, ready
+    while the first one runs, is not even queued until the first has ended: their [start, end] intervals do not
+    overlap. (flock alone, regime.locks, works on one machine only, and would let the second build start and wait
+    inside its task: overlapping intervals.)"""
+    stack = celery_stack
+    assert stack.api("GET", "pools/regime_warehouse")["slots"] == 1
+    stack.unpause("regime_daily")
+    wanted = {"regime_transform": "2024-07-17", "regime_daily": "2024-07-16"}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:  # both triggers at once
+        runs = dict(zip(wanted, pool.map(lambda d: stack.trigger(d, {"as_of": wanted[d]}), wanted), strict=True))
+    trigger_s = time.monotonic() - t0
+    with ThreadPoolExecutor(2) as pool:  # each run's own wall time
+        ended = dict(zip(runs, pool.map(lambda d: stack.wait_for_run(d, runs[d], timeout=RUN_TIMEOUT), runs),
+                         strict=True))
+    tis = {dag_id: stack.task_instances(dag_id, run_id) for dag_id, run_id in runs.items()}
+    builds = {dag_id: next((ti for ti in tis[dag_id] if ti["task_id"] == "build_validate_publish"), {})
+              for dag_id in runs}
+    for dag_id, run in ended.items():
+        _record(stack, f"celery_race_{dag_id}_{wanted[dag_id]}", run, tis[dag_id], trigger_s, build={
+            k: builds[dag_id].get(k) for k in ("scheduled_when", "queued_when", "start_date", "end_date")})
+    for dag_id, run in ended.items():
+        assert run["state"] == "success", stack.describe(dag_id, runs[dag_id])
+
+    # every writer task in its pool of one slot: the builds in the warehouse's, regime_daily's ingests in their
+    # dataset's
+    assert {dag_id: (b["pool"], b["pool_slots"]) for dag_id, b in builds.items()} == \
+        dict.fromkeys(runs, ("regime_warehouse", 1))
+    assert {ti["task_id"]: ti["pool"] for ti in tis["regime_daily"] if ti["task_id"] in INGEST} == \
+        {t: f"regime_{t}" for t in INGEST}
+    ran = {e["ti_id"]: e["worker"] for run_id in runs.values() for e in stack.celery_executions(run_id)}
+    assert {ran[ti["id"]] for dag_id in runs for ti in tis[dag_id]} == set(stack.worker_names)  # both workers worked
+
+    def at(ti: dict, key: str) -> datetime:
+        return datetime.fromisoformat(ti[key])
+
+    first, second = sorted(builds.values(), key=lambda b: at(b, "start_date"))
+    # the race happened: the second build was ready (scheduled: upstream done) while the first one ran ...
+    assert at(second, "scheduled_when") < at(first, "end_date"), (first, second)
+    # ... and the pool held it back: queued to a worker only once the first had ended, so no overlap
+    assert at(first, "end_date") <= at(second, "queued_when") <= at(second, "start_date"), (first, second)
+    # the pool, not a lack of worker slots: a second before the first build ended, slots were free
+    moment = at(first, "end_date") - timedelta(seconds=1)
+    assert at(second, "scheduled_when") < moment
+    running = [ti["task_id"] for d in runs for ti in tis[d] if at(ti, "start_date") <= moment < at(ti, "end_date")]
+    assert len(running) < stack.workers * stack.worker_concurrency, running
+    # the build that published last is the warehouse analysts read; nothing left locked or half-built
+    assert _warehouse(stack)["last_price"] == wanted[second["dag_id"]]
+    assert (stack.data_dir / "state" / "warehouse.lock").read_text() == ""
+    assert sorted(p.name for p in (stack.data_dir / "build").glob("warehouse-*")) == []

@@ -14,7 +14,7 @@ from datetime import date
 import pandas as pd
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import text_of
+from regime.sources.fetch import in_date_order, text_of
 
 SOURCE = "cboe"
 URL = "https://cdn.cboe.com/api/global/us_indices/daily_prices/{symbol}_History.csv"
@@ -94,12 +94,7 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     dup = out["date"].duplicated(keep=False)
     if dup.any():
         raise fail(f"duplicated dates: {sorted({d.isoformat() for d in out.loc[dup, 'date']})[:5]}")
-    if not out["date"].is_monotonic_increasing:
-        out = out.sort_values("date").reset_index(drop=True)
-    limit = today or date.today()
-    if out["date"].iloc[-1] > limit:
-        raise fail(f"date {out['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
-    return out
+    return in_date_order(out, fail, today)
 
 
 def _rows(text: str, fail) -> list[list[str]]:

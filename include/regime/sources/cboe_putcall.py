@@ -28,7 +28,7 @@ import pandas as pd
 
 from regime.sources.cboe import ends_with_line_end  # the same sign of a cut file as Cboe's index files
 from regime.sources.errors import SourceError, excerpt
-from regime.sources.fetch import text_of
+from regime.sources.fetch import in_date_order, text_of
 
 SOURCE = "cboe_putcall"
 FOLDER = "cboe/putcall"  # mirror folder: <mirror>/cboe/putcall/totalpc.csv
@@ -130,9 +130,4 @@ def parse(data: bytes, product: str, location: str, today: date | None = None) -
     out = pd.DataFrame.from_records(records, columns=COLUMNS)
     out = out.astype({"call_volume": "int64", "put_volume": "int64", "total_volume": "int64",
                       "pc_ratio": "float64"})
-    if not out["date"].is_monotonic_increasing:
-        out = out.sort_values("date").reset_index(drop=True)
-    limit = today or date.today()
-    if out["date"].iloc[-1] > limit:
-        raise fail(f"date {out['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
-    return out
+    return in_date_order(out, fail, today)

@@ -48,7 +48,7 @@ from pandas.tseries.holiday import USFederalHolidayCalendar
 from pandas.tseries.offsets import CustomBusinessDay
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import looks_like_html
+from regime.sources.fetch import looks_like_html, refuse_future
 
 log = logging.getLogger(__name__)
 
@@ -477,10 +477,7 @@ def _finish(records: list[dict[str, str]], where: list[str], wanted: set[str], t
                     where[int(frame.index[frame.duplicated(key)][0])])
         frame = frame.drop_duplicates(key)
 
-    limit = today or date.today()
-    latest = max(frame["report_date"])
-    if latest > limit:
-        raise fail(f"report date {latest.isoformat()} is in the future (today is {limit.isoformat()})")
+    refuse_future(max(frame["report_date"]), fail, today, what="report date")
     absent = sorted(wanted - set(frame["market_code"]))
     if absent:
         log.warning("%s: no rows for market(s) %s", SOURCE, absent)

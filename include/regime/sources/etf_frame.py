@@ -7,6 +7,8 @@ from datetime import date
 
 import pandas as pd
 
+from regime.sources.fetch import in_date_order
+
 COLUMNS = ["date", "ticker", "nav", "shares_outstanding"]
 
 
@@ -39,9 +41,6 @@ def finish(records: list[tuple[date, float, float]], ticker: str, fail, today: d
     if dup.any():
         days = sorted({d.isoformat() for d in frame.loc[dup, "date"]})
         raise fail(f"conflicting rows for the same date(s) {days[:5]}" + (" ..." if len(days) > 5 else ""))
-    frame = frame.sort_values("date").reset_index(drop=True)
-    limit = today or date.today()
-    if frame["date"].iloc[-1] > limit:
-        raise fail(f"date {frame['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
+    frame = in_date_order(frame, fail, today)
     frame.insert(1, "ticker", pd.Series([ticker.upper()] * len(frame), dtype="str"))
     return frame[COLUMNS]

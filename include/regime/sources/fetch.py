@@ -1,6 +1,7 @@
 """Obtaining upstream bytes: from a mirror folder or from the publisher over HTTP.
 
-Both return a `Fetched` record; parsers never know where the bytes came from.
+Both return a `Fetched` record; parsers never know where the bytes came from. The checks every parser shares are
+here too: `text_of` (the bytes as text), `in_date_order` and `refuse_future` (the dates of its rows).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from tenacity import (
@@ -22,6 +24,9 @@ from tenacity import (
 
 from regime.config import max_file_bytes
 from regime.sources.errors import FileTooLarge, SourceError, SourceMissing, SourceRefused, excerpt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +217,21 @@ def text_of(data: bytes, fail, expected: str, encoding: str = "utf-8-sig") -> st
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise fail(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def refuse_future(last: date, fail, today: date | None = None, what: str = "date") -> None:
+    """Refuse a file whose latest date `last` is after `today` (default: the machine's date): `fail(problem)` makes
+    the error, naming the date as `what`."""
+    limit = today or date.today()
+    if last > limit:
+        raise fail(f"{what} {last.isoformat()} is in the future (today is {limit.isoformat()})")
+
+
+def in_date_order(frame: pd.DataFrame, fail, today: date | None = None, column: str = "date") -> pd.DataFrame:
+    """A parsed frame whose dates are distinct, sorted by them (if it is not already) with a fresh index; its last
+    date must not be in the future (refuse_future)."""
+    if not frame[column].is_monotonic_increasing:
+        frame = frame.sort_values(column)
+    frame = frame.reset_index(drop=True)
+    refuse_future(frame[column].iloc[-1], fail, today)
+    return frame

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from regime.sources.errors import SourceError
-from regime.sources.fetch import text_of
+from regime.sources.fetch import refuse_future, text_of
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,5 @@ def parse(data: bytes, symbol: str, location: str, today: date | None = None) ->
     if isinstance(hint, int) and not isinstance(hint, bool) and 0 <= hint <= MAX_PRICE_HINT:
         frame[PRICES] = frame[PRICES].round(hint)
 
-    limit = today or datetime.now(tz).date()
-    if frame["date"].iloc[-1] > limit:
-        raise fail(f"date {frame['date'].iloc[-1].isoformat()} is in the future (today is {limit.isoformat()})")
+    refuse_future(frame["date"].iloc[-1], fail, today or datetime.now(tz).date())
     return frame[COLUMNS].reset_index(drop=True)

@@ -272,6 +272,13 @@ def screenshots(out_dir: Path, as_of: date | None = None) -> int:
                               capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise UiError(f"airflow db migrate exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        from regime.orchestration import POOLS_FILE  # the writer tasks' pools: without them nothing is scheduled
+
+        done = subprocess.run([AIRFLOW, "pools", "import", str(POOLS_FILE)],
+                              env=service_environment(load_config(env, port)), capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:
+            raise UiError(f"airflow pools import exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
         ui = Ui(load_config(env, port))
         ui.preflight()
         print(f"starting the UI on {ui.config.url}", flush=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,25 @@ class RunContext:
     published: Path | None = None  # the last published warehouse: the history a new build is compared with
     exceptions: tuple = ()  # plausibility.Exemption entries of the reviewed exception list
     published_since: date | None = None  # an update's gate: compare only the published rows dated after this
+    checked_from: date | None = None  # the earliest date of the rows a suite's frame hands GX (checking_from)
+
+    def checking_from(self, first: date | None) -> RunContext:
+        """This context for a suite whose frame's rows begin on `first` (None: no rows), keeping what it has
+        computed (the calendar, the published closes)."""
+        derived = replace(self, checked_from=first or self.as_of)
+        derived.__dict__.update({k: v for k, v in self.__dict__.items() if k not in derived.__dict__})
+        return derived
+
+    @property
+    def closures_checked(self) -> list[str]:
+        """The weekday closures a frame's dates are checked against ("NYSE sessions only"): those from the frame's
+        first date (`checked_from`) on; the closures before it cannot match a row. GX rebuilds each expectation's
+        configuration ~90 times while planning its metrics and renders its value set into the Data Docs: all 522
+        closures since 1929 made each of these expectations cost as much as ten others (docs/performance.md)."""
+        closures = self.weekday_closures_iso
+        if self.checked_from is None:
+            return closures
+        return closures[bisect.bisect_left(closures, self.checked_from.isoformat()):]
 
     def sql_params(self) -> dict:
         """What suite queries may bind: $as_of and $fresh_after (dates), and $trailing_sessions (OCC volume's trailing

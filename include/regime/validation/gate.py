@@ -103,19 +103,35 @@ class ValidationFailed(RuntimeError):
         super().__init__(report.summary())
 
 
-def _context(docs_dir: Path):
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+# Data Docs keep the pages of the last DOCS_RUNS_KEPT gates: each gate stores its validation results as JSON under
+# `<docs dir>/results`, renders only its own pages, drops the results of older gates (GX's index build then removes
+# their pages) and lists the rest in the index, which reads every result it lists: ~1.5 ms each, so the Data Docs'
+# cost is bounded by the kept gates, not by how many ran (docs/validation.md)
+RESULTS_DIR = "results"
+DOCS_RUNS_KEPT = 7
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.variables.data_docs_sites = {}
-    context.add_data_docs_site("regime", {
+
+def _context(docs_dir: Path):
+    """An ephemeral GX context (suites, definitions and the data source in memory, made afresh for each gate) whose
+    validation results store is the JSON files under `docs_dir/results`, with the Data Docs site in `docs_dir`."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                               progress_bars=ProgressBarsConfig(globally=False))
+    config.stores["gate_results"] = {"class_name": "ValidationResultsStore", "store_backend": {
+        "class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir / RESULTS_DIR)}}
+    config.validation_results_store_name = "gate_results"
+    config.data_docs_sites = {"regime": {
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
-    return context
+    }}
+    return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def _sample(result: dict) -> list:
@@ -153,6 +169,15 @@ def _read(con: duckdb.DuckDBPyConnection, suite_module, run: RunContext, scope: 
     return frame, invariants
 
 
+def _checking(run: RunContext, frame: pd.DataFrame) -> RunContext:
+    """The run context for a suite's frame: a frame with dates (`date_iso`) checks them against the NYSE's weekday
+    closures from its first date on (RunContext.closures_checked)."""
+    if "date_iso" not in frame.columns:
+        return run
+    first = frame["date_iso"].dropna().min()
+    return run.checking_from(date.fromisoformat(first) if isinstance(first, str) else None)
+
+
 def _split(expectations: list) -> tuple[list, int | None]:
     """An update's row-level expectations and its row-count floor: the table-level ones (row count, the date
     column's maximum) are checked on the whole-table invariants frame instead."""
@@ -169,6 +194,8 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     """Validate `suites` on the warehouse `con` in `scope` (default: read from its meta.build_method: an update's
     changed rows plus whole-table invariants, or every row of a full build)."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     scope = read_scope(con) if scope is None else scope
     if not scope.full:
@@ -176,7 +203,11 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     report = GateReport(as_of=run.as_of, scope=scope.describe())
     clock = time.time()
     context = _context(docs_dir)
-    source = context.data_sources.add_pandas("warehouse")
+    # one dataframe asset and batch definition for every frame (each definition runs on its own frame, passed as a
+    # batch parameter): an asset or batch definition added re-serializes the context's whole configuration, so one
+    # per frame cost 2 x 17 serializations of a growing configuration (0.15 CPU s per gate)
+    batch_definition = context.data_sources.add_pandas("regime").add_dataframe_asset(name="warehouse") \
+        .add_batch_definition_whole_dataframe("frame")
     report.phases.append(("gx context", clock, clock := time.time()))
     definitions = []  # (definition, dataset, frame)
     for suite_module in suites:
@@ -188,7 +219,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
                 severity="critical", success=False, unexpected_count=None,
                 sample=[str(exc).splitlines()[0]], note="schema"))
             continue
-        expectations = suite_module.expectations(run)
+        expectations = suite_module.expectations(_checking(run, frame))
         report.rows += len(frame) if invariants is None or not scope.full else int(invariants["rows"].iloc[0])
         parts = [(suite_module.NAME, expectations, frame)]
         if invariants is not None:
@@ -197,18 +228,19 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
                      (f"{suite_module.NAME} (whole table)", invariant_expectations(suite_module.NAME, run, floor),
                       invariants)]
         for name, checks, data in parts:
-            batch_definition = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("run")
             suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=checks))
             definition = context.validation_definitions.add(
                 gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
             definitions.append((definition, suite_module.NAME, data))
     report.phases.append(("read and prepare", clock, clock := time.time()))
 
+    # one run for the gate's definitions: its pages sit together in the Data Docs (validations/<suite>/<as-of>/<time>)
+    run_id = RunIdentifier(run_name=run.as_of.isoformat(), run_time=datetime.now(UTC))
     for definition, dataset, frame in definitions:
         # each definition run on its own frame and its result stored for the Data Docs (a Checkpoint per frame was
         # ~7 % of a profiled gate); BASIC: the unexpected count and up to 20 unexpected values (the Data Docs'
         # "Sampled Unexpected Values" table), without SUMMARY's value counts and row positions (1.4-1.9 CPU s at 1x)
-        validation = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+        validation = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, run_id=run_id)
         for r in validation.results:
             config = r.expectation_config
             raised = (r.exception_info or {}).get("raised_exception", False)
@@ -222,13 +254,28 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
                 note=str(config.notes or ""),
             ))
     report.phases.append(("validate (GX)", clock, clock := time.time()))
-    # Data Docs once for every suite (an UpdateDataDocsAction per checkpoint re-rendered the whole site each time:
-    # half of the gate's time, docs/performance.md)
-    context.build_data_docs()
+    # Data Docs once per gate (an UpdateDataDocsAction per checkpoint re-rendered the whole site each time: half of
+    # the gate's time, docs/performance.md), rendering this gate's pages only (the suites' and its results'; the
+    # pages of earlier gates stay) and the index
+    mine = _keep_recent_runs(context.validation_results_store, run_id)
+    suites_run = [ExpectationSuiteIdentifier(definition.suite.name) for definition, _, _ in definitions]
+    context.build_data_docs(resource_identifiers=[*mine, *suites_run])
     index = docs_dir / "index.html"
     report.docs_url = index.as_uri() if index.exists() else None
     report.phases.append(("Data Docs", clock, time.time()))
     return report
+
+
+def _keep_recent_runs(store, run_id) -> list:
+    """Remove the stored results of all but the last DOCS_RUNS_KEPT gates (`run_id`'s among them); return the keys
+    of `run_id`'s results."""
+    keys = store.list_keys()
+    runs = sorted({key.run_id for key in keys}, key=lambda r: r.run_time, reverse=True)
+    kept = set(runs[:DOCS_RUNS_KEPT]) | {run_id}
+    for key in keys:
+        if key.run_id not in kept:
+            store.remove_key(key)
+    return [key for key in keys if key.run_id == run_id]
 
 
 _SHOWN = ("column", "column_A", "column_B", "column_list", "column_set", "min_value", "max_value")

@@ -47,7 +47,7 @@ def expectations(run: RunContext) -> list:
         gxe.ExpectColumnValuesToBeBetween(column="ratio_gap", max_value=RATIO_TOLERANCE,
                                           notes="the published P/C ratio is puts / calls rounded to 2 decimals"),
         gxe.ExpectColumnValuesToBeInSet(column="iso_dow", value_set=[1, 2, 3, 4, 5], notes="NYSE sessions only"),
-        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.weekday_closures_iso,
+        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.closures_checked,
                                            notes="NYSE sessions only"),
         *run.row_count_floor(NAME),
     ]

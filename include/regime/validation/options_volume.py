@@ -107,7 +107,7 @@ def expectations(run: RunContext) -> list:
         gxe.ExpectColumnValuesToBeBetween(column="call_volume", min_value=0, notes="volumes are never negative"),
         gxe.ExpectColumnValuesToBeBetween(column="put_volume", min_value=0, notes="volumes are never negative"),
         gxe.ExpectColumnValuesToBeInSet(column="iso_dow", value_set=[1, 2, 3, 4, 5], notes="NYSE sessions only"),
-        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.weekday_closures_iso,
+        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.closures_checked,
                                            notes="NYSE sessions only"),
         gxe.ExpectColumnValuesToBeNull(column="implausible_volume",
                                        notes=f"a day's call or put volume within {SPIKE_RATIO:g}x its trailing "

@@ -202,7 +202,7 @@ def _sessions(run: RunContext, row_condition: str, severity: str, note: str) -> 
     kw = {"row_condition": row_condition, "condition_parser": "pandas", "severity": severity, "notes": note}
     return [
         gxe.ExpectColumnValuesToBeInSet(column="iso_dow", value_set=[1, 2, 3, 4, 5], **kw),
-        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.weekday_closures_iso, **kw),
+        gxe.ExpectColumnValuesToNotBeInSet(column="date_iso", value_set=run.closures_checked, **kw),
     ]
 
 

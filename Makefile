@@ -81,8 +81,9 @@ $(S3VENV)/.installed: requirements-s3server.txt
 	$(S3VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-s3server.txt
 	touch $@
 
-# where the time goes, at today's size and at 100x it (docs/performance.md); about 25 minutes on the shared 2-core machine
-bench: airflow-init
+# where the time goes, at today's size and at 100x it (docs/performance.md); about 30 minutes on the shared 2-core machine;
+# its bucket section runs moto_server (s3server)
+bench: airflow-init s3server
 	$(BIN)/python benchmarks/run.py
 
 lint: setup

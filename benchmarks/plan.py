@@ -16,7 +16,9 @@ HISTORY_SCALES = (1, 4, 16)
 # spare (the file published before: publisher.spare_path, taken by warehouse.update)
 HISTORY_DAYS = (date(2025, 12, 24), date(2025, 12, 26), date(2025, 12, 29), date(2025, 12, 30), date(2025, 12, 31))
 PANEL = {"underlyings": 4000, "etfs": 500, "days": 2520}
-SECTIONS = ("reference", "sample", "history", "panel", "airflow")
+SECTIONS = ("reference", "sample", "history", "panel", "airflow", "bucket")
+# the bucket section's daily runs on the sample, in order on the same data dir (and bucket): (run, as-of date)
+BUCKET_RUNS = (("first run", SAMPLE_BEFORE), ("rerun, nothing new", SAMPLE_BEFORE), ("next day", SAMPLE_LAST))
 DATASETS = ("index_prices", "options_volume", "cftc_tff", "etf_nav")
 BUILD_STEPS = ("meta", "staging", "indicators", "extremes", "regime_daily", "headlines", "analogs", "checkpoint")
 UPDATE_STEPS = ("check", "copy", "meta", "staging", "indicators", "extremes", "regime_daily", "headlines", "analogs",

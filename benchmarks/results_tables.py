@@ -56,3 +56,22 @@ def flatness(rows: list[dict]) -> str:
                    f" {r['full_cpu']:.1f} | {r['full_gate']:.1f}, {r['full_gate_cpu']:.1f}"
                    f" ({r['full_gate_rss']:,.0f}) |")
     return "\n".join(out)
+
+
+def bucket_table(rows: list[dict]) -> str:
+    """The bucket section: a daily run with the lake in a folder and in a bucket, wall / CPU s by part."""
+    if not rows:
+        return ""
+    out = ["| lake | run | as of | ingest: wall / CPU s | build_validate_publish: wall / CPU s | total: wall / CPU s |"
+           " moto_server CPU s (ingest + build) | total CPU s, both processes | peak RSS MB | objects (files) written |"
+           " MB uploaded (written) | objects (files) after |",
+           "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        ingest, bvp = r["steps"]["ingest"]["seconds"], r["steps"]["build_validate_publish"]["seconds"]
+        moto = "–" if r["moto_cpu"] is None else f"{r['moto_cpu']:.1f} ({r['moto_ingest_cpu']:.1f} + " \
+            f"{r['moto_bvp_cpu']:.1f})"
+        out.append(f"| {r['lake']} | {r['run']} | {r['as_of']} | {ingest:.1f} / {r['ingest_cpu']:.1f} |"
+                   f" {bvp:.1f} / {r['bvp_cpu']:.1f} | {r['seconds']:.1f} / {r['cpu_seconds']:.1f} | {moto} |"
+                   f" {r['cpu_seconds'] + (r['moto_cpu'] or 0):.1f} | {r['peak_rss_mb']:,.0f} | {r['written']:,} |"
+                   f" {r['uploaded_mb']:.2f} | {r['objects']:,} |")
+    return "\n".join(out)

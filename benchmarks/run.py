@@ -19,15 +19,20 @@ Sections (each step runs in its own subprocess, so that its peak RSS is its own)
              path: a warehouse as of the previous session is published first, so the run updates it incrementally;
              before it, Airflow's fixed floor: `airflow version`, and `dags test` of a one-task no-op DAG; after it
              the other daily DAGs (the four ingest DAGs, then regime_transform) on a data folder of their own
+  bucket     a daily run on the sample (every dataset's ingest, then build_validate_publish, as pipeline calls them)
+             with the lake in a local folder, then in a bucket on moto_server (REGIME_LAKE_URI; `make s3server`):
+             first run as of the day before the sample's last, a rerun (nothing new), the next day; wall, CPU s of
+             the run's process and of moto_server's, peak RSS, objects written and bytes uploaded (bucket listings)
 
     .venv/bin/python benchmarks/run.py                      # everything (make bench)
     .venv/bin/python benchmarks/run.py --only sample history
+    .venv/bin/python benchmarks/run.py --only bucket        # needs moto_server (make s3server)
     .venv/bin/python benchmarks/run.py --work /tmp/bench    # keep the data there (default: a temp dir, removed)
 
 The harness, by job: plan.py (sizes, dates, step names), sections.py (the sections, run in this process),
-workers.py and airflow_workers.py (each step in a process of its own), measure.py (/proc samplers, machine facts),
-airflow_log.py (reading a `dags test` log), results_tables.py (the output); synth.py and reference.py (the
-synthetic lakes and the pandas reference).
+workers.py and airflow_workers.py (each step in a process of its own), bucket.py (the bucket section and its
+worker), measure.py (/proc samplers, machine facts), airflow_log.py (reading a `dags test` log),
+results_tables.py (the output); synth.py and reference.py (the synthetic lakes and the pandas reference).
 
 Prints the table (step, rows, seconds, rows/s, CPU seconds, peak RSS, ratio to the pandas reference) and writes it,
 with every figure, to <work>/results.md and results.json. Timings are wall-clock on a shared machine: see the
@@ -48,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import busy_processes, load, machine  # noqa: E402
 from plan import REFERENCE, REFERENCE_BEFORE, REFERENCE_LAST, SAMPLE, SAMPLE_BEFORE, SAMPLE_LAST, SECTIONS  # noqa: E402
-from results_tables import flatness, table  # noqa: E402
+from results_tables import bucket_table, flatness, table  # noqa: E402
 from sections import Bench  # noqa: E402
 
 
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "Machine: " + "; ".join(facts), "",
         table(bench.rows), "",
         flatness(bench.results.get("history", [])), "",
+        bucket_table(bench.results.get("bucket", [])), "",
         *[f"- {n}" for n in bench.notes],
         f"- whole benchmark: {total:.0f} s",
     ])

@@ -223,6 +223,11 @@ class Bench:
                                  "pandas": pandas, "update": update, "gate": gate}
         shutil.rmtree(data, ignore_errors=True)
 
+    def bucket(self) -> None:
+        import bucket
+
+        bucket.section(self)
+
     def airflow(self) -> None:
         data = self.work / "airflow"
         home = self.work / "airflow-home"

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from airflow_workers import w_cli_startup, w_dags_test, w_migrate
+from bucket import w_daily
 from measure import Sampler, StepLog, rss_kb
 from plan import DATASETS, HISTORY_DAYS, PANEL
 
@@ -240,7 +241,7 @@ def w_publish_day(as_of: str) -> dict:
 WORKERS = {"ingest": w_ingest, "build": w_build, "update": w_update, "compare": w_compare, "history": w_history,
            "panel_lake": w_panel_lake, "panel_queries": w_panel_queries, "pandas": w_pandas,
            "dags_test": w_dags_test, "migrate": w_migrate, "publish_day": w_publish_day,
-           "cli_startup": w_cli_startup, "gate": w_gate}
+           "cli_startup": w_cli_startup, "gate": w_gate, "daily": w_daily}
 
 
 def _readings(path) -> int:

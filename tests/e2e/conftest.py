@@ -6,18 +6,24 @@ this package (package scope: it does not idle through the rest of the suite). `c
 two Celery workers) lives for one module, test_celery.py, whose tests run first in this package: it is stopped
 before `stack` starts, so the two never compete for the machine's cores (nor double its memory).
 A stack's REGIME_* settings (data dir, a private copy of the sample mirror that a test may break and restore, mirror
-source, recipients) and the operators' Variable are fixed when its processes start. Its metrics (start times, each
-run's time, peak memory of all its processes) go to `<stack root>/metrics.json` and into the terminal summary."""
+source, recipients) and the operators' Variable are fixed when its processes start. The Celery stack also keeps its
+lake (REGIME_LAKE_URI) and publishes (REGIME_PUBLISH_URI) in a bucket of a moto_server of its own (`lake_bucket`),
+its credentials given as operators give them: the Airflow connection REGIME_S3_CONN_ID names, defined by an
+AIRFLOW_CONN_<ID> variable (JSON) in the services' environment only; the LocalExecutor stack keeps the local lake.
+Its metrics (start times, each run's time, peak memory of all its processes) go to `<stack root>/metrics.json` and
+into the terminal summary."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_MIRROR
+from conftest import SAMPLE_MIRROR, in_ci
 
 from .stack import AirflowStack
 
@@ -70,12 +76,81 @@ def stack(tmp_path_factory, e2e_mail):
     print(f"\ne2e stack metrics ({airflow.root / 'metrics.json'}):\n{json.dumps(airflow.metrics, indent=2)}")
 
 
+@dataclass(frozen=True)
+class LakeBucket:
+    """The Celery stack's bucket: the moto_server holding it, the lake's and the publish location's s3:// URIs."""
+
+    server: object  # tests/s3.py MotoServer
+    bucket: str
+    lake_prefix: str
+    publish_prefix: str
+    conn_id: str = "regime_s3"
+
+    @property
+    def lake_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.lake_prefix}"
+
+    @property
+    def publish_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.publish_prefix}"
+
+    def regime_env(self) -> dict:
+        return {"REGIME_LAKE_URI": self.lake_uri, "REGIME_PUBLISH_URI": self.publish_uri,
+                "REGIME_S3_CONN_ID": self.conn_id}
+
+    def airflow_env(self) -> dict:
+        """The connection (login: key id, password: secret key, extra: endpoint_url, region_name) as an
+        AIRFLOW_CONN_<ID> variable: the only place the Airflow services get the credentials from."""
+        env = self.server.env
+        conn = {"conn_type": "aws", "login": env["AWS_ACCESS_KEY_ID"], "password": env["AWS_SECRET_ACCESS_KEY"],
+                "extra": {"endpoint_url": self.server.endpoint, "region_name": env["AWS_REGION"]}}
+        return {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(conn)}
+
+    def objects(self, prefix: str) -> dict[str, int]:
+        """Key (relative to `prefix`) -> size of every object under `prefix` of the bucket."""
+        import pyarrow.fs as pafs
+
+        root = f"{self.bucket}/{prefix}"
+        infos = self.server.filesystem().get_file_info(pafs.FileSelector(root, recursive=True,
+                                                                         allow_not_found=True))
+        return {i.path.removeprefix(root + "/"): i.size for i in infos if i.type == pafs.FileType.File}
+
+    def read(self, key: str) -> bytes:
+        with self.server.filesystem().open_input_stream(f"{self.bucket}/{key}") as stream:
+            return stream.read()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the moto_server process used so far."""
+        import psutil
+
+        times = psutil.Process(self.server.process.pid).cpu_times()
+        return round(times.user + times.system, 1)
+
+
 @pytest.fixture(scope="module")
-def celery_stack(tmp_path_factory, e2e_mail):
+def lake_bucket():
+    """A moto_server of its own (tests/s3.py) and an empty bucket in it, for the Celery stack's lake and publish
+    location; skipped without moto_server (in CI: failed), like the `moto` fixture."""
+    from s3 import MotoServer, moto_server_program
+
+    if moto_server_program() is None:
+        missing = "moto_server not found (`make s3server` installs it; REGIME_TEST_MOTO_SERVER names another)"
+        if in_ci():
+            pytest.fail(f"CI is set: {missing}")
+        pytest.skip(missing)
+    with MotoServer() as server:
+        yield LakeBucket(server, server.make_bucket(f"regime-e2e-{uuid.uuid4().hex[:8]}"), "team/regime",
+                         "team/published")
+
+
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory, e2e_mail, lake_bucket):
     """The same stack with the CeleryExecutor: Redis as the broker, PostgreSQL as the result backend and two Celery
-    workers (worker1, worker2) of 2 slots each, separate processes; for the module that asks for it."""
+    workers (worker1, worker2) of 2 slots each, separate processes; the lake and the publish location in
+    `lake_bucket`, credentials through an Airflow connection; for the module that asks for it."""
     root = tmp_path_factory.mktemp("e2e-celery-stack")
-    airflow = AirflowStack(root, e2e_mail, _regime_env(root), executor="CeleryExecutor", workers=2,
+    airflow = AirflowStack(root, e2e_mail, {**_regime_env(root), **lake_bucket.regime_env()},
+                           extra_env=lake_bucket.airflow_env(), executor="CeleryExecutor", workers=2,
                            worker_concurrency=2)
     _STACK["celery_stack"] = airflow
     with airflow:

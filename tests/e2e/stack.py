@@ -432,8 +432,10 @@ class AirflowStack:
         return [m for m in self.mail.messages[since:] if address in str(m["To"])]
 
     def _environment(self) -> dict:
+        # none of the session's AWS_* settings: a stack with its lake in a bucket gets its credentials from
+        # `extra_env` only (an Airflow connection), as operators give them
         inherited = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("AIRFLOW", "REGIME_", "PYTEST_"))}
+                     if not k.startswith(("AIRFLOW", "REGIME_", "PYTEST_", "AWS_"))}
         (self.home / "passwords.json").write_text(json.dumps({self.user: self.password}))
         return {
             **inherited,
@@ -706,6 +708,10 @@ class AirflowStack:
         path = self.root / "metrics.json"
         path.write_text(json.dumps(self.metrics, indent=2, default=str) + "\n")
         return path
+
+    def log_files(self) -> list[Path]:
+        """Every log the stack wrote: its services' (`logs/`) and its tasks' (AIRFLOW_HOME's `logs/`)."""
+        return sorted(p for folder in (self.logs, self.home / "logs") for p in folder.rglob("*") if p.is_file())
 
     def log_tails(self, lines: int = 60) -> str:
         """The end of every service's log, then of the most recent task logs: printed when a test fails."""

@@ -8,12 +8,19 @@ Which worker ran a task: the REST API's `hostname` of a task instance is the mac
 workers on one machine; each worker's log names every task it ran (its task instance id and Celery task id), and the
 scheduler recorded that Celery task id as the task instance's `external_executor_id`.
 
+The lake and the publish location are in a bucket (the `lake_bucket` moto_server, tests/e2e/conftest.py), the
+credentials an Airflow connection: the run leaves the lake in the bucket, the workers' data dir only a working copy
+of what was pushed, and the manifest naming the build it published, which `regime --warehouse s3://…` reads.
+
 Why the spread is deterministic: the scheduler queues the four ingest tasks at once (parallelism 4), and a worker
 takes at most `concurrency x worker_prefetch_multiplier` = 2 x 1 messages it has not acknowledged, acknowledging
 each when its task ends (`task_acks_late`, Airflow's default): each worker gets two."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +28,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from regime.remote_warehouse import MANIFEST, file_sha256
+
+from .stack import VENV_BIN
 from .test_scheduler import TASKS, _record, _warehouse
 
 pytestmark = pytest.mark.e2e
@@ -56,17 +66,35 @@ def test_the_celery_stack_is_up_with_two_workers_and_listens_on_loopback_only(ce
         assert len(pool) >= 3, [" ".join(p.cmdline()) for p in worker.tree()]
 
 
-def test_a_run_spreads_its_ingest_over_both_workers_and_builds_once(celery_stack):
+def _lake_files(stack) -> dict[str, int]:
+    """Path (relative to the data dir) -> size of every file of the working copy's raw/, lake/ and quarantine/."""
+    return {p.relative_to(stack.data_dir).as_posix(): p.stat().st_size
+            for top in ("raw", "lake", "quarantine") for p in (stack.data_dir / top).rglob("*") if p.is_file()}
+
+
+def _analyst(bucket, uri: str, cache, *args: str) -> subprocess.CompletedProcess:
+    """`regime --warehouse <uri> <args>` as an analyst runs it: a process with the S3 settings in its environment
+    (AWS_*; no Airflow, no REGIME_* pipeline settings) and a cache of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REGIME_", "AWS_"))}
+    env.update(bucket.server.env, REGIME_CACHE_DIR=str(cache))
+    return subprocess.run([str(VENV_BIN / "regime"), "--warehouse", uri, *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_run_spreads_its_ingest_over_both_workers_and_builds_once(celery_stack, lake_bucket, tmp_path):
     stack = celery_stack
     stack.unpause("regime_daily")
     before = len(stack.mail.messages)
+    moto_cpu = lake_bucket.cpu_s()
     t0 = time.monotonic()
     run_id = stack.trigger("regime_daily", {"as_of": "2024-07-17"})
     trigger_s = time.monotonic() - t0
     run = stack.wait_for_run("regime_daily", run_id, timeout=RUN_TIMEOUT)
     tis = stack.task_instances("regime_daily", run_id)
     ran = stack.celery_executions(run_id)
-    _record(stack, "celery_rest_2024-07-17", run, tis, trigger_s)
+    lake = lake_bucket.objects(lake_bucket.lake_prefix)
+    _record(stack, "celery_rest_2024-07-17", run, tis, trigger_s,
+            bucket={"objects_written": len(lake), "moto_server_cpu_s": round(lake_bucket.cpu_s() - moto_cpu, 1)})
     stack.metrics["runs"]["celery_rest_2024-07-17"]["workers"] = {
         node: sorted(e["task_id"] for e in ran if e["worker"] == node) for node in stack.worker_names}
     stack.write_metrics()
@@ -112,8 +140,43 @@ def test_a_run_spreads_its_ingest_over_both_workers_and_builds_once(celery_stack
     assert len(alerts) == 1, [m["Subject"] for m in stack.mail.messages[before:]]
     assert alerts[0]["To"] == "analyst@example.test"
 
+    # the lake is in the bucket: each dataset's partitions under <prefix>/lake/, its sources' raw files under raw/,
+    # no temporary key left; the workers' data dir holds no lake file that was not pushed (same key, same size)
+    datasets = sorted(t.removeprefix("ingest_") for t in INGEST)
+    assert not [k for k in lake if k.rsplit("/", 1)[-1].endswith(".tmp")], lake
+    for dataset in datasets:
+        assert any(k.startswith(f"lake/{dataset}/") and k.endswith("/data.parquet") for k in lake), dataset
+    for source in ("cboe", "occ", "cftc", "etf"):
+        assert any(k.startswith(f"raw/{source}/as_of=") for k in lake), source
+    local = _lake_files(stack)
+    assert local, "the working copy is empty"
+    assert {k: lake.get(k) for k in local} == local, sorted(k for k in local if lake.get(k) != local[k])[:20]
+    partitions = {k for k in lake if k.startswith("lake/") and k.endswith("/data.parquet")}
+    assert partitions == {k for k in local if k.startswith("lake/") and k.endswith("/data.parquet")}
 
-def test_two_builds_racing_on_two_workers_take_turns_in_the_warehouse_pool(celery_stack):
+    # the manifest names the build published locally, and an analyst's `regime --warehouse s3://…` reads it
+    manifest = json.loads(lake_bucket.read(f"{lake_bucket.publish_prefix}/{MANIFEST}"))
+    assert manifest["as_of"] == "2024-07-17"
+    assert manifest["sha256"] == file_sha256(stack.data_dir / "warehouse.duckdb")
+    assert lake_bucket.objects(lake_bucket.publish_prefix)[manifest["key"]] == manifest["size"]
+    done = _analyst(lake_bucket, lake_bucket.publish_uri, tmp_path / "cache", "latest")
+    assert done.returncode == 0, done.stderr
+    assert f"reading build 2024-07-17 ({manifest['sha256'][:12]}) from {lake_bucket.publish_uri}/{manifest['key']}" \
+        in done.stderr, done.stderr
+    assert "Warehouse as of 2024-07-17" in done.stdout, done.stdout
+    assert [file_sha256(p) for p in (tmp_path / "cache").rglob("*.duckdb")] == [manifest["sha256"]]
+
+    # the credentials, given to the services as an Airflow connection only (no AWS_* variable), are in no log of
+    # the stack (its services' and its tasks')
+    assert [k for k in stack.env if k.startswith("AWS_")] == []
+    assert stack.env["REGIME_S3_CONN_ID"] == lake_bucket.conn_id
+    logs = stack.log_files()
+    assert stack.task_log_files("regime_daily", run_id), logs
+    for secret in (lake_bucket.server.env["AWS_SECRET_ACCESS_KEY"], lake_bucket.server.env["AWS_ACCESS_KEY_ID"]):
+        assert [p for p in logs if secret in p.read_text(errors="replace")] == []
+
+
+def test_two_builds_racing_on_two_workers_take_turns_in_the_warehouse_pool(celery_stack, lake_bucket):
     """One writer without flock (docs/operations.md, "One writer"): regime_transform (as of 2024-07-17, on the lake the
     run above landed) and regime_daily (as of 2024-07-16) triggered at the same moment, their tasks spread over both
     workers. Each build_validate_publish runs in the pool `regime_warehouse` of one slot, so the second build, ready
@@ -164,5 +227,7 @@ def test_two_builds_racing_on_two_workers_take_turns_in_the_warehouse_pool(celer
     assert len(running) < stack.workers * stack.worker_concurrency, running
     # the build that published last is the warehouse analysts read; nothing left locked or half-built
     assert _warehouse(stack)["last_price"] == wanted[second["dag_id"]]
+    manifest = json.loads(lake_bucket.read(f"{lake_bucket.publish_prefix}/{MANIFEST}"))
+    assert manifest["sha256"] == file_sha256(stack.data_dir / "warehouse.duckdb")  # and so did it to the bucket
     assert (stack.data_dir / "state" / "warehouse.lock").read_text() == ""
     assert sorted(p.name for p in (stack.data_dir / "build").glob("warehouse-*")) == []

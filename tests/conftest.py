@@ -88,9 +88,9 @@ def airflow_home(tmp_path_factory) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def moto():
-    """A real S3-compatible server on 127.0.0.1 (moto_server, tests/s3.py) for the session; skipped without one."""
+def started_moto_server():
+    """A real S3-compatible server on 127.0.0.1 (moto_server, tests/s3.py), not yet entered; the test is skipped
+    without the program (in CI: failed)."""
     from s3 import MotoServer, moto_server_program
 
     if moto_server_program() is None:
@@ -98,7 +98,13 @@ def moto():
         if in_ci():
             pytest.fail(f"CI is set: {missing}")
         pytest.skip(missing)
-    with MotoServer() as server:
+    return MotoServer()
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """A real S3-compatible server on 127.0.0.1 (moto_server, tests/s3.py) for the session; skipped without one."""
+    with started_moto_server() as server:
         yield server
 
 

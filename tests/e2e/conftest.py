@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_MIRROR, in_ci
+from conftest import SAMPLE_MIRROR, started_moto_server
 
 from .stack import AirflowStack
 
@@ -131,14 +131,7 @@ class LakeBucket:
 def lake_bucket():
     """A moto_server of its own (tests/s3.py) and an empty bucket in it, for the Celery stack's lake and publish
     location; skipped without moto_server (in CI: failed), like the `moto` fixture."""
-    from s3 import MotoServer, moto_server_program
-
-    if moto_server_program() is None:
-        missing = "moto_server not found (`make s3server` installs it; REGIME_TEST_MOTO_SERVER names another)"
-        if in_ci():
-            pytest.fail(f"CI is set: {missing}")
-        pytest.skip(missing)
-    with MotoServer() as server:
+    with started_moto_server() as server:
         yield LakeBucket(server, server.make_bucket(f"regime-e2e-{uuid.uuid4().hex[:8]}"), "team/regime",
                          "team/published")
 

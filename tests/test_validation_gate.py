@@ -11,7 +11,8 @@ import pytest
 
 from conftest import SAMPLE_LAST, file_digest, published_run
 from regime import pipeline, state
-from regime.validation import cftc_tff, etf_nav, extremes, indicators, options_volume, prices, regime_daily
+from regime.validation import cftc_tff, etf_nav, extremes, gate, indicators, options_volume, prices, regime_daily
+from regime.validation.analogs import Episodes
 from regime.validation.gate import ValidationFailed, validate_build
 
 
@@ -108,6 +109,15 @@ def test_the_sample_passes_every_suite_and_is_published(published):
      "expect_compound_columns_to_be_unique|keys unique"),
     (extremes, "update marts.extremes set pct_rank = null where date = '2024-07-15'",
      "extremes: expect_column_values_to_not_be_null"),
+    # episodes are validated whole on both paths (an update rewrites them from a cut years back): defects in
+    # episodes that ended long before the update's `since`
+    (Episodes, "insert into marts.episodes select * from marts.episodes where kind = 'level' "
+               "and end_date < '2022-01-01' limit 1", r"episodes: expect_compound_columns_to_be_unique"),
+    (Episodes, "insert into marts.episodes select * replace (start_date + 1 as start_date, peak_date + 1 as peak_date) "
+               "from marts.episodes where kind = 'level' and sessions > 3 and end_date < '2022-01-01' limit 1",
+     "episodes of a threshold never overlap"),
+    (Episodes, "update marts.episodes set peak_value = null where start_date = (select min(start_date) "
+               "from marts.episodes)", r"episodes: expect_column_values_to_not_be_null\(column=peak_value"),
 ])
 @pytest.mark.parametrize("path", ["full", "update"])
 @pytest.mark.slow
@@ -199,3 +209,25 @@ def test_data_docs_keep_a_failed_run_after_the_next(published, tmp_path):
     assert "RUT 2024-07-01 close -1.00 outside low 1,985.60 - high 2,029.47" in failed
     passed = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", pages[1].read_text(encoding="utf-8")))
     assert "unexpected values found" not in passed
+
+
+@pytest.mark.slow
+def test_data_docs_drop_the_gates_beyond_the_kept_ones(published, tmp_path, monkeypatch):
+    """Only the last DOCS_RUNS_KEPT gates keep their stored results and pages; the older ones leave no file and no
+    empty folder behind."""
+    monkeypatch.setattr(gate, "DOCS_RUNS_KEPT", 2)
+    settings, _ = published
+    docs = tmp_path / "docs"
+    clean = _copy_and_tamper(settings, tmp_path, "select 1")
+    first = None
+    for _ in range(3):
+        assert validate_build(clean, SAMPLE_LAST, docs, tmp_path / "state", suites=(prices,)).passed
+        runs = sorted(p.name for p in docs.glob("validations/prices/2024-07-17/*"))
+        first = first or runs[0]
+
+    assert len(runs) == 2 and first not in runs
+    assert sorted(p.name for p in docs.glob("results/prices/2024-07-17/*")) == runs
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert all(run in index for run in runs) and first not in index
+    empty = [p for p in docs.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    assert empty == []

@@ -142,31 +142,35 @@ def _sample(result: dict) -> list:
 
 
 def _read(con: duckdb.DuckDBPyConnection, suite_module, run: RunContext, scope: Scope):
-    """The frame GX validates for one suite and the one-row whole-table invariants frame (None: the frame is the
-    whole table). A full build: every row, or for a suite with a SUSPECT predicate (the largest tables) the rows
-    that may fail a row-level expectation, with the invariants. An update: the rows dated after `since` (their
-    context rows read but left out), with the invariants."""
+    """The frame GX validates for one suite, the one-row whole-table invariants frame (None: none) and the rows
+    validated. A full build: every row, or for a suite with a SUSPECT predicate (the largest tables) the rows that
+    may fail a row-level expectation, with the invariants. An update: the rows dated after `since` (their context
+    rows read but left out), with the invariants; a suite with a SUSPECT predicate and no date to scope by
+    (episodes) is narrowed over the whole table as in a full build."""
     spec = SPECS.get(suite_module.NAME)
     prepare = getattr(suite_module, "prepare", None)
     suspect = getattr(suite_module, "SUSPECT", None)
-    if scope.full and spec is not None and suspect is not None:  # every row, narrowed by DuckDB (suite's SUSPECT)
+    if suspect is not None and (scope.full or spec is None):  # every row, narrowed by DuckDB (suite's SUSPECT)
         sql = f"select * from ({suite_module.QUERY}) where {suspect}"
         frame = scope.suspect_rows(con, sql, suite_module, run)  # with the suite's `prepare`
+        if spec is None:  # only row-level expectations: the frame holds every row that fails one
+            return frame, None, con.execute(f"select count(*) from {suite_module.TABLE}").fetchall()[0][0]
         sql = invariants_sql(suite_module.TABLE, spec)
         invariants = con.execute(sql, bind(sql, {**run.sql_params(), "since": FULL})).df()
-        return frame, invariants
+        return frame, invariants, int(invariants["rows"].iloc[0])
     table = suite_module.TABLE
     sql = None if scope.full or spec is None else scoped_query(suite_module.QUERY, table, spec)
     if sql is None:  # every row (a full build; a suite an update cannot scope)
         frame = con.execute(suite_module.QUERY, bind(suite_module.QUERY, run.sql_params())).df()
-        return (prepare(frame, run) if prepare else frame), None
+        frame = prepare(frame, run) if prepare else frame
+        return frame, None, len(frame)
     params = {**run.sql_params(), "context_from": context_from(con, table, spec, scope.since)}
     frame = con.execute(sql, bind(sql, params)).df()
     frame = prepare(frame, run) if prepare else frame
     frame = frame[pd.to_datetime(frame[spec.date]) > pd.Timestamp(scope.since)].reset_index(drop=True)
     sql = invariants_sql(table, spec)
     invariants = con.execute(sql, bind(sql, {**run.sql_params(), "since": scope.since})).df()
-    return frame, invariants
+    return frame, invariants, len(frame)
 
 
 def _checking(run: RunContext, frame: pd.DataFrame) -> RunContext:
@@ -212,7 +216,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     definitions = []  # (definition, dataset, frame)
     for suite_module in suites:
         try:
-            frame, invariants = _read(con, suite_module, run, scope)
+            frame, invariants, rows = _read(con, suite_module, run, scope)
         except duckdb.Error as exc:  # a table or column missing: nothing else can be checked
             report.results.append(CheckResult(
                 dataset=suite_module.NAME, expectation="the dataset can be read with its expected columns",
@@ -220,7 +224,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
                 sample=[str(exc).splitlines()[0]], note="schema"))
             continue
         expectations = suite_module.expectations(_checking(run, frame))
-        report.rows += len(frame) if invariants is None or not scope.full else int(invariants["rows"].iloc[0])
+        report.rows += rows
         parts = [(suite_module.NAME, expectations, frame)]
         if invariants is not None:
             rows, floor = _split(expectations)
@@ -260,6 +264,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, run: RunContext, docs_dir: Path, 
     mine = _keep_recent_runs(context.validation_results_store, run_id)
     suites_run = [ExpectationSuiteIdentifier(definition.suite.name) for definition, _, _ in definitions]
     context.build_data_docs(resource_identifiers=[*mine, *suites_run])
+    _remove_empty_folders(docs_dir / RESULTS_DIR, docs_dir / "validations")  # the dropped gates' <suite>/<as-of>/...
     index = docs_dir / "index.html"
     report.docs_url = index.as_uri() if index.exists() else None
     report.phases.append(("Data Docs", clock, time.time()))
@@ -276,6 +281,15 @@ def _keep_recent_runs(store, run_id) -> list:
         if key.run_id not in kept:
             store.remove_key(key)
     return [key for key in keys if key.run_id == run_id]
+
+
+def _remove_empty_folders(*roots: Path) -> None:
+    """Remove the folders under `roots` left empty (deepest first) once GX removed a dropped gate's results and
+    pages, which it does file by file."""
+    for root in roots:
+        for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 _SHOWN = ("column", "column_A", "column_B", "column_list", "column_set", "min_value", "max_value")

@@ -67,7 +67,8 @@ SPECS = {
     # an update rewrites the forward returns that end after `since` (analogs.update): scoped on end_date
     "forward_returns": TableSpec("end_date", ("date", "subject", "horizon")),
     # validated whole on every run: revisions (meta.revisions, a few rows per recorded revision) and episodes
-    # (marts.episodes: tens of thousands of rows at most; an update rewrites its recent end)
+    # (marts.episodes: an update rewrites them from a cut of its own; DuckDB narrows them to the rows that may fail,
+    # its SUSPECT, gate._read)
 }
 
 

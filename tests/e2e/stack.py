@@ -8,7 +8,8 @@ is started in its own session (process group = its pid), its stdout and stderr g
 it is stopped by its process id: SIGTERM to its group, SIGKILL after a timeout, and any descendant that left the
 group (Airflow puts each task process in a group of its own) is ended by its pid too. Should pytest itself be killed
 (no teardown), each started process gets SIGTERM from the kernel (`setpriv --pdeathsig`), and the next session
-removes the PostgreSQL folder left in /tmp.
+removes the PostgreSQL folder left in /tmp. The processes are regime.processes's `Service`s, stopped by its
+`stop_services`, as `make ui`'s are.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from regime.processes import Service, stop_services, tail
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -79,108 +81,9 @@ def wait_until(what: str, check: Callable[[], object], timeout: float, interval:
     raise TimeoutError(f"{what}: not within {timeout:.0f} s" + (f" (last error: {last_error!r})" if last_error else ""))
 
 
-def tail(path: Path, lines: int = 60, skip: Callable[[str], bool] | None = None) -> str:
-    if not path.exists():
-        return f"({path} does not exist)"
-    text = [line for line in path.read_text(errors="replace").splitlines() if not (skip and skip(line))]
-    return "\n".join(text[-lines:])
-
-
 def _routine(line: str) -> bool:
     """An api-server access-log line of a successful request: left out of the tails shown on failure."""
     return "[http.access]" in line and " status_code=2" in line
-
-
-@dataclass
-class Service:
-    """One process the tests started, in its own process group, its output in `log`."""
-
-    name: str
-    cmd: list[str]
-    log: Path
-    popen: subprocess.Popen | None = None
-    stop_signal: int = signal.SIGTERM
-    stopped: dict = field(default_factory=dict)
-
-    def start(self, env: dict, cwd: Path) -> None:
-        # setpriv --pdeathsig: should pytest itself be killed (no teardown), the process gets SIGTERM instead of
-        # living on (util-linux, like runuser)
-        guard = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
-        with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen([*guard, *self.cmd], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None, f"{self.name} was not started"
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def check_alive(self) -> None:
-        if self.popen is not None and self.popen.poll() is not None and not self.stopped:
-            raise RuntimeError(f"{self.name} (pid {self.pid}) exited with code {self.popen.returncode}; "
-                               f"its log {self.log} ends:\n{tail(self.log, 40)}")
-
-    def tree(self) -> list:
-        """The started process and all its descendants (psutil.Process), those still alive."""
-        import psutil
-
-        if self.popen is None:
-            return []
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def signal_group(self, sig: int) -> None:
-        """`sig` to the process group of the started process (its pgid is its pid: start_new_session)."""
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-
-def _alive(proc) -> bool:
-    """Running and not a zombie (an orphan's zombie waits for PID 1, which may never reap it in a container)."""
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def stop_services(services: list[Service], timeout: float = 30) -> None:
-    """Stop the services together: each one's stop signal to its group, then SIGKILL to the group and to every
-    descendant seen before (by pid) that is still alive after `timeout` seconds. Records how each one ended."""
-    import psutil
-
-    started = [s for s in services if s.popen is not None and not s.stopped]
-    trees = {s.name: s.tree() for s in started}
-    t0 = time.monotonic()
-    for s in started:
-        s.signal_group(s.stop_signal)
-    ended: dict[str, float] = {}
-    while len(ended) < len(started) and time.monotonic() < t0 + timeout:
-        for s in started:
-            if s.name not in ended and s.popen.poll() is not None and not any(map(_alive, trees[s.name][1:])):
-                ended[s.name] = round(time.monotonic() - t0, 2)
-        time.sleep(0.1)
-    for s in started:
-        killed = []
-        alive = [p for p in trees[s.name] if _alive(p)]
-        if s.popen.poll() is None or alive:
-            s.signal_group(signal.SIGKILL)
-            for p in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    killed.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
-                    p.kill()
-            psutil.wait_procs(alive, timeout=10)
-            s.popen.wait(timeout=10)
-        s.stopped = {"returncode": s.popen.returncode, "ended_within_s": ended.get(s.name), "sigkilled": killed}
 
 
 class MemorySampler(threading.Thread):
@@ -494,7 +397,8 @@ class AirflowStack:
         done = self.airflow("db", "migrate", timeout=300)
         (self.logs / "db-migrate.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
-            raise RuntimeError(f"airflow db migrate exited {done.returncode}:\n{tail(self.logs / 'db-migrate.log')}")
+            raise RuntimeError(f"airflow db migrate exited {done.returncode}:\n"
+                               f"{tail(self.logs / 'db-migrate.log', 60)}")
         self.metrics["start"]["db_migrate_s"] = round(time.monotonic() - t, 1)
         # the pools of one slot of the writer tasks, as `make airflow-init` and compose's airflow-init create them (a
         # task in a pool that does not exist is never scheduled): imported while the services start (~10 s of CLI
@@ -543,7 +447,7 @@ class AirflowStack:
         self.metrics["start"]["dags_parsed_after_spawn_s"] = round(time.monotonic() - t, 1)
         if pools.wait(timeout=left()) != 0:
             raise RuntimeError(f"airflow pools import exited {pools.returncode}:\n"
-                               f"{tail(self.logs / 'pools-import.log')}")
+                               f"{tail(self.logs / 'pools-import.log', 60)}")
         self.metrics["start"]["pools_imported_after_spawn_s"] = round(time.monotonic() - t, 1)
         self.metrics["start"]["total_s"] = round(time.monotonic() - t0, 1)
         self.write_metrics()

@@ -1,5 +1,5 @@
-"""The Airflow services of `make ui` as processes: each started in a process group of its own, their health
-through the REST API, stopping them (SIGTERM, then SIGKILL to every descendant), and the local mail catcher
+"""The Airflow services of `make ui` as processes (regime.processes: each started in a process group of its own,
+stopped by SIGTERM, then SIGKILL to every descendant), their health through the REST API, and the local mail catcher
 that stands in for a missing SMTP connection.
 """
 
@@ -9,10 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
-import signal
 import sqlite3
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from regime import PROJECT_DIR
+from regime.processes import Service, stop_services
 from regime.ui.config import (
     AIRFLOW,
     COMPONENTS,
@@ -37,102 +35,6 @@ STOP_TIMEOUT = 30.0
 START_TIMEOUT = 180.0
 # loopback requests never go through a proxy the environment may name
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _alive(proc) -> bool:
-    """Running and not a zombie."""
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return f"({path} does not exist)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-class Service:
-    """One Airflow process, in a process group of its own (its pgid is its pid), its output in `log`."""
-
-    def __init__(self, name: str, args: list[str], log: Path):
-        self.name = name
-        self.cmd = [AIRFLOW, *args]
-        self.log = log
-        self.popen: subprocess.Popen | None = None
-        self.stopping = False
-
-    def start(self, env: dict, cwd: Path) -> None:
-        # setpriv --pdeathsig (util-linux): should this launcher be killed outright, the process gets SIGTERM
-        guard = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.cmd)}\n".encode())
-            out.flush()
-            self.popen = subprocess.Popen([*guard, *self.cmd], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None, f"{self.name} was not started"
-        return self.popen.pid
-
-    def check_alive(self) -> None:
-        if self.popen is not None and self.popen.poll() is not None and not self.stopping:
-            raise UiError(f"the {self.name} (pid {self.pid}) exited with code {self.popen.returncode}; "
-                          f"its log {self.log} ends:\n{tail(self.log)}")
-
-    def tree(self) -> list:
-        """The process and its descendants (psutil.Process) alive now."""
-        import psutil
-
-        if self.popen is None or self.popen.poll() is not None:
-            return []
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def signal_group(self, sig: int) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-
-
-def stop_services(services: list[Service], timeout: float = STOP_TIMEOUT) -> dict:
-    """SIGTERM to each process group, then SIGKILL to the groups and to every descendant seen before that is still
-    alive after `timeout` seconds. Returns how many processes there were, the seconds taken and those killed."""
-    import psutil
-
-    started = [s for s in services if s.popen is not None]
-    trees = {s.name: s.tree() for s in started}
-    everyone = [p for tree in trees.values() for p in tree]
-    t0 = time.monotonic()
-    for s in started:
-        s.stopping = True
-        s.signal_group(signal.SIGTERM)
-    while time.monotonic() < t0 + timeout:
-        if all(s.popen.poll() is not None for s in started) and not any(map(_alive, everyone)):
-            break
-        time.sleep(0.1)
-    killed = []
-    for s in started:
-        if s.popen.poll() is None:
-            s.signal_group(signal.SIGKILL)
-    for p in everyone:
-        if _alive(p):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                killed.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
-                p.kill()
-    psutil.wait_procs(everyone, timeout=10)
-    for s in started:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            s.popen.wait(timeout=10)
-    return {"processes": len(everyone), "seconds": round(time.monotonic() - t0, 1), "killed": killed}
 
 
 def memory(services: list[Service]) -> dict:
@@ -245,13 +147,13 @@ class Ui:
             if name == "api-server":
                 args = [*args, "--host", HOST, "--port", str(self.config.port),
                         "--workers", env.get("AIRFLOW__API__WORKERS", "1")]
-            service = Service(name, args, self.config.logs / f"{name}.log")
+            service = Service(name, [AIRFLOW, *args], self.config.logs / f"{name}.log")
             self.services.append(service)
             service.start(env, cwd=self.config.home)
 
     def check_alive(self) -> None:
         for s in self.services:
-            s.check_alive()
+            s.check_alive(UiError)
 
     def wait_ready(self, timeout: float = START_TIMEOUT, progress=None) -> dict:
         """Until the api-server answers and reports the metadata DB, scheduler, dag-processor and triggerer healthy."""
@@ -287,7 +189,7 @@ class Ui:
         return body["access_token"]
 
     def stop(self) -> dict:
-        result = stop_services(self.services)
+        result = stop_services(self.services, STOP_TIMEOUT)
         if self.lock is not None:
             self.lock.close()
             self.lock = None

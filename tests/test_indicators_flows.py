@@ -13,10 +13,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from indicator_frames import readings, series_of
 
 from regime import warehouse
 from regime.indicators import get
-from regime.readings import build_indicators, indicator_queries, insert_readings
+from regime.readings import indicator_queries, insert_readings
 from regime.sql import FULL, bind
 
 AS_OF = date(2030, 1, 1)
@@ -46,17 +47,6 @@ def _warehouse(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _readings(con, names: list[str], params: dict | None = None) -> pd.DataFrame:
-    build_indicators(con, params or PARAMS, names=names)
-    frame = con.execute("select date, indicator, subject, value from marts.indicators order by all").df()
-    return frame.assign(date=frame["date"].dt.date)
-
-
-def _series(frame: pd.DataFrame, indicator: str, subject: str) -> pd.Series:
-    rows = frame[(frame.indicator == indicator) & (frame.subject == subject)]
-    return pd.Series(rows["value"].to_numpy(), index=list(rows["date"]))
-
-
 def _days(n: int, start: date = date(2024, 3, 4)) -> list[date]:
     days, day = [], start
     while len(days) < n:
@@ -76,10 +66,10 @@ def test_options_volume_sums_and_ratio_by_hand():
     puts = [5, 5, 5, 5, 5, 0, 5]
     con.executemany("insert into staging.options_volume values ($1, 'IWM', $2, $3)",
                     [(d, c, p) for d, c, p in zip(days, calls, puts, strict=True)])
-    got = _readings(con, ["call_volume_5d", "put_volume_5d", "call_put_ratio_5d"])
-    call = _series(got, "call_volume_5d", "IWM")
-    put = _series(got, "put_volume_5d", "IWM")
-    ratio = _series(got, "call_put_ratio_5d", "IWM")
+    got = readings(con, ["call_volume_5d", "put_volume_5d", "call_put_ratio_5d"], PARAMS)
+    call = series_of(got, "call_volume_5d", "IWM")
+    put = series_of(got, "put_volume_5d", "IWM")
+    ratio = series_of(got, "call_put_ratio_5d", "IWM")
     assert list(call.index) == days[4:]  # no row before 5 sessions exist
     assert list(call) == [150.0, 200.0, 250.0]  # 10+20+30+40+50, 20+...+60, 30+...+70
     assert list(put) == [25.0, 20.0, 20.0]
@@ -93,21 +83,21 @@ def test_options_windows_are_the_underlyings_own_sessions():
     rows += [(d, "IWM", 1, 1) for i, d in enumerate(days) if i != 3]  # IWM has no row on day 3
     rows += [(days[7], "NVDA", 5, 0)]
     con.executemany("insert into staging.options_volume values ($1, $2, $3, $4)", rows)
-    got = _readings(con, ["call_volume_5d", "call_put_ratio_5d"])
+    got = readings(con, ["call_volume_5d", "call_put_ratio_5d"], PARAMS)
     frame = pd.DataFrame(rows, columns=["date", "underlying", "call", "put"])
     for underlying, group in frame.groupby("underlying"):
         expected = group.sort_values("date").set_index("date")["call"].rolling(5).sum().dropna()
-        series = _series(got, "call_volume_5d", underlying)
+        series = series_of(got, "call_volume_5d", underlying)
         assert list(series.index) == list(expected.index)
         assert list(series) == list(expected.astype(float))
-    assert _series(got, "call_volume_5d", "IWM").index[0] == days[5]  # 5 rows present: days 0,1,2,4,5
+    assert series_of(got, "call_volume_5d", "IWM").index[0] == days[5]  # 5 rows present: days 0,1,2,4,5
     assert "NVDA" not in set(got.subject)  # one session only
 
 
 def test_call_put_ratio_is_null_without_puts():
     con = _warehouse()
     con.executemany("insert into staging.options_volume values ($1, 'QQQ', 10, 0)", [(d,) for d in _days(5)])
-    value = _series(_readings(con, ["call_put_ratio_5d"]), "call_put_ratio_5d", "QQQ").iloc[0]
+    value = series_of(readings(con, ["call_put_ratio_5d"], PARAMS), "call_put_ratio_5d", "QQQ").iloc[0]
     assert value is None or math.isnan(value)
 
 
@@ -161,18 +151,18 @@ def test_net_pct_oi_by_hand_dated_by_release():
             lev_money_positions_long=50_000, lev_money_positions_short=150_000, lev_money_positions_spread=9_999,
             asset_mgr_positions_long=200_000, asset_mgr_positions_short=40_000,
             dealer_positions_long_all=30_000, dealer_positions_short_all=30_000)
-    got = _readings(con, ["net_pct_oi"])
+    got = readings(con, ["net_pct_oi"], PARAMS)
     assert set(got.date) == {date(2024, 7, 12)}  # the release date, never the report date
-    assert _series(got, "net_pct_oi", "239742:lev_money").iloc[0] == pytest.approx(-0.25)  # (50k - 150k) / 400k
-    assert _series(got, "net_pct_oi", "239742:asset_mgr").iloc[0] == pytest.approx(0.40)  # (200k - 40k) / 400k
-    assert _series(got, "net_pct_oi", "239742:dealer").iloc[0] == pytest.approx(0.0)
+    assert series_of(got, "net_pct_oi", "239742:lev_money").iloc[0] == pytest.approx(-0.25)  # (50k - 150k) / 400k
+    assert series_of(got, "net_pct_oi", "239742:asset_mgr").iloc[0] == pytest.approx(0.40)  # (200k - 40k) / 400k
+    assert series_of(got, "net_pct_oi", "239742:dealer").iloc[0] == pytest.approx(0.0)
     assert get("net_pct_oi").bounds == (-1.0, 1.0)
 
 
 def test_net_pct_oi_is_dated_by_a_release_on_a_holiday():
     con = _warehouse()
     _report(con, date(2024, 3, 26), date(2024, 3, 29), lev_money_positions_long=100)  # Good Friday: no session
-    got = _readings(con, ["net_pct_oi"])
+    got = readings(con, ["net_pct_oi"], PARAMS)
     assert set(got.date) == {date(2024, 3, 29)}
 
 
@@ -192,11 +182,11 @@ def test_a_cftc_reading_never_appears_before_its_release_date():
                     lev_money_positions_short=int(rng.integers(0, 5000)))
     _report(con, tuesday + timedelta(weeks=12), None, lev_money_positions_long=1)  # release unknown: never shown
     for as_of in (tuesday + timedelta(days=d) for d in range(0, 100, 2)):
-        got = _readings(con, ["net_pct_oi"], {**PARAMS, "as_of": as_of})
+        got = readings(con, ["net_pct_oi"], {**PARAMS, "as_of": as_of})
         visible = {release for release in releases.values() if release <= as_of}
         assert set(got.date) <= visible, as_of  # dated by release, only releases on or before the as-of date
         assert (got.date <= as_of).all()
-    full = _readings(con, ["net_pct_oi"])
+    full = readings(con, ["net_pct_oi"], PARAMS)
     assert not (set(full.date) & set(releases)), "a reading was dated by its report date"
     assert full.value.between(-1, 1).all()
 
@@ -209,7 +199,7 @@ def test_of_two_reports_released_together_the_newer_is_the_reading():
     _report(con, date(2024, 1, 9), date(2024, 1, 19), lev_money_positions_long=200)
     _report(con, date(2024, 1, 16), date(2024, 1, 22), lev_money_positions_long=300)
     _report(con, date(2023, 12, 26), date(2024, 1, 26), lev_money_positions_long=999)
-    got = _series(_readings(con, ["net_pct_oi"]), "net_pct_oi", "239742:lev_money")
+    got = series_of(readings(con, ["net_pct_oi"], PARAMS), "net_pct_oi", "239742:lev_money")
     assert got.to_dict() == {date(2024, 1, 19): pytest.approx(0.2), date(2024, 1, 22): pytest.approx(0.3)}
 
 
@@ -231,7 +221,7 @@ def test_etf_flow_5d_pct_by_hand():
     days = _days(7)
     # shares 100, 110, 110, 105, 105, 115 at NAV 10 each day: flows +100, 0, -50, 0, +100 (USD)
     _etf(con, "IWM", [10.0] * 6 + [20.0], [100, 110, 110, 105, 105, 115, 115], days)
-    got = _series(_readings(con, ["etf_flow_5d_pct"]), "etf_flow_5d_pct", "IWM")
+    got = series_of(readings(con, ["etf_flow_5d_pct"], PARAMS), "etf_flow_5d_pct", "IWM")
     assert list(got.index) == days[5:]  # the first row has no flow, so 5 flows exist from day 5
     assert got.iloc[0] == pytest.approx(150 / 1150)  # (100 + 0 - 50 + 0 + 100) / (10 * 115)
     assert got.iloc[1] == pytest.approx(50 / 2300)  # (0 - 50 + 0 + 100 + 0) / (20 * 115)
@@ -246,7 +236,7 @@ def test_etf_flow_spread_by_hand_and_against_pandas():
         navs = list(100 + np.cumsum(rng.normal(0, 1, 12)))
         shares = list(1e6 + np.cumsum(rng.integers(-5000, 5000, 12)))
         frames[ticker] = _etf(con, ticker, navs, shares, days)
-    got = _readings(con, ["etf_flow_5d_pct", "etf_flow_5d_pct_spread"])
+    got = readings(con, ["etf_flow_5d_pct", "etf_flow_5d_pct_spread"], PARAMS)
 
     def side(tickers):
         flow = sum(frames[t].set_index("date")["flow_usd"].rolling(5).sum() for t in tickers)
@@ -254,12 +244,12 @@ def test_etf_flow_spread_by_hand_and_against_pandas():
         return flow / assets
 
     expected = (side(["IWM", "IJR"]) - side(["SPY", "QQQ"])).dropna()  # VTWO, IVV absent; XLF on no side
-    spread = _series(got, "etf_flow_5d_pct_spread", "small-large")
+    spread = series_of(got, "etf_flow_5d_pct_spread", "small-large")
     assert list(spread.index) == list(expected.index) == days[5:]
     np.testing.assert_allclose(spread.to_numpy(), expected.to_numpy(), rtol=1e-12)
     iwm = frames["IWM"].set_index("date")
     by_hand = iwm["flow_usd"].iloc[1:6].sum() / (iwm["nav"].iloc[5] * iwm["shares"].iloc[5])
-    assert _series(got, "etf_flow_5d_pct", "IWM")[days[5]] == pytest.approx(by_hand, rel=1e-12)
+    assert series_of(got, "etf_flow_5d_pct", "IWM")[days[5]] == pytest.approx(by_hand, rel=1e-12)
     assert set(got[got.indicator == "etf_flow_5d_pct"].subject) == {"IWM", "IJR", "SPY", "QQQ", "XLF"}
 
 
@@ -269,6 +259,6 @@ def test_etf_flow_spread_follows_the_bound_groups():
     _etf(con, "AAA", [10.0] * 6, [100, 110, 110, 110, 110, 110], days)  # +100 over assets 1100
     _etf(con, "BBB", [10.0] * 6, [100, 100, 100, 100, 100, 90], days)  # -100 over assets 900
     params = {**PARAMS, "small_caps": ["AAA"], "large_caps": ["BBB"]}
-    got = _series(_readings(con, ["etf_flow_5d_pct_spread"], params), "etf_flow_5d_pct_spread", "small-large")
+    got = series_of(readings(con, ["etf_flow_5d_pct_spread"], params), "etf_flow_5d_pct_spread", "small-large")
     assert got.to_dict() == {days[5]: pytest.approx(100 / 1100 + 100 / 900)}
-    assert _readings(_warehouse(), ["etf_flow_5d_pct_spread"]).empty
+    assert readings(_warehouse(), ["etf_flow_5d_pct_spread"], PARAMS).empty

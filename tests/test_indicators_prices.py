@@ -10,10 +10,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from indicator_frames import readings, series_of
 
 from conftest import REFERENCE_MIRROR, requires_reference
 from regime import warehouse
-from regime.readings import build_indicators
 
 AS_OF = date(2030, 1, 1)
 PARAMS = {"as_of": AS_OF, "small_caps": ["IWM", "IJR", "VTWO"], "large_caps": ["SPY", "IVV", "QQQ"]}
@@ -42,28 +42,17 @@ def _prices(closes: dict[str, list[float]], days: list[date] | None = None) -> d
     return con
 
 
-def _readings(con, names: list[str], params: dict | None = None) -> pd.DataFrame:
-    build_indicators(con, params or PARAMS, names=names)
-    frame = con.execute("select date, indicator, subject, value from marts.indicators order by all").df()
-    return frame.assign(date=frame["date"].dt.date)
-
-
-def _series(frame: pd.DataFrame, indicator: str, subject: str) -> pd.Series:
-    rows = frame[(frame.indicator == indicator) & (frame.subject == subject)]
-    return pd.Series(rows["value"].to_numpy(), index=list(rows["date"]))
-
-
 def test_returns_by_hand():
     rut = [100.0, 110.0, 99.0, 99.0, 108.9, 120.0, 90.0]
     con = _prices({"RUT": rut})
-    got = _readings(con, ["ret_1d", "ret_5d"])
+    got = readings(con, ["ret_1d", "ret_5d"], PARAMS)
     days = _sessions(len(rut))
-    ret_1d = _series(got, "ret_1d", "RUT")
+    ret_1d = series_of(got, "ret_1d", "RUT")
     assert list(ret_1d.index) == days[1:]  # no row for the first session: there is no earlier close
     assert ret_1d.iloc[0] == pytest.approx(0.10)  # 110 / 100 - 1
     assert ret_1d.iloc[1] == pytest.approx(-0.10)  # 99 / 110 - 1
     assert ret_1d.iloc[2] == pytest.approx(0.0)
-    ret_5d = _series(got, "ret_5d", "RUT")
+    ret_5d = series_of(got, "ret_5d", "RUT")
     assert list(ret_5d.index) == days[5:]  # first row once 5 earlier closes exist
     assert ret_5d.iloc[0] == pytest.approx(0.20)  # 120 / 100 - 1
     assert ret_5d.iloc[1] == pytest.approx(90.0 / 110.0 - 1)
@@ -74,12 +63,12 @@ def test_returns_match_pandas_and_cover_price_indexes_only():
     closes = {s: list(1000 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))) for s in ("RUT", "SPX", "NDX", "DJX")}
     closes["VIX"] = list(15 + rng.random(60))
     con = _prices(closes)
-    got = _readings(con, ["ret_1d", "ret_5d", "ret_20d"])
+    got = readings(con, ["ret_1d", "ret_5d", "ret_20d"], PARAMS)
     assert set(got.subject) == {"RUT", "SPX", "NDX", "DJX"}  # not the volatility indexes
     for n in (1, 5, 20):
         for symbol in ("RUT", "SPX", "NDX", "DJX"):
             expected = pd.Series(closes[symbol]).pct_change(n).dropna().to_numpy()
-            series = _series(got, f"ret_{n}d", symbol)
+            series = series_of(got, f"ret_{n}d", symbol)
             assert len(series) == 60 - n
             np.testing.assert_allclose(series.to_numpy(), expected, rtol=0, atol=1e-12)
 
@@ -90,16 +79,16 @@ def test_relative_returns_and_price_ratio_by_hand():
     spx = [5000.0, 5000.0, 5000.0, 5000.0, 5000.0, 5100.0, 4900.0]
     ndx = [18000.0] * 6 + [18900.0]
     con = _prices({"RUT": rut, "SPX": spx, "NDX": ndx})
-    got = _readings(con, ["rel_ret_5d", "price_ratio"])
+    got = readings(con, ["rel_ret_5d", "price_ratio"], PARAMS)
     days = _sessions(7)
-    rel_spx = _series(got, "rel_ret_5d", "RUT/SPX")
-    rel_ndx = _series(got, "rel_ret_5d", "RUT/NDX")
+    rel_spx = series_of(got, "rel_ret_5d", "RUT/SPX")
+    rel_ndx = series_of(got, "rel_ret_5d", "RUT/NDX")
     assert list(rel_spx.index) == days[5:]
     assert rel_spx.iloc[0] == pytest.approx((220 / 200 - 1) - (5100 / 5000 - 1))  # 0.10 - 0.02 = 0.08
     assert rel_spx.iloc[0] == pytest.approx(0.08)
     assert rel_spx.iloc[1] == pytest.approx((210 / 201 - 1) - (4900 / 5000 - 1))
     assert rel_ndx.iloc[1] == pytest.approx((210 / 201 - 1) - 0.05)
-    ratio = _series(got, "price_ratio", "RUT/SPX")
+    ratio = series_of(got, "price_ratio", "RUT/SPX")
     assert list(ratio.index) == days
     assert ratio.iloc[0] == pytest.approx(0.04)  # 200 / 5000
     assert set(got[got.indicator == "price_ratio"].subject) == {"RUT/SPX"}
@@ -110,8 +99,8 @@ def test_relative_return_needs_both_indexes_on_the_day():
     con = _prices({"RUT": [100.0 + i for i in range(8)]}, days)
     con.execute("insert into marts.prices select date, 'SPX', 1, 1, 1, 1000 + 10 * row_number() over (order by date)"
                 " from marts.prices where symbol = 'RUT' and date <> $d", {"d": days[6]})
-    got = _readings(con, ["rel_ret_20d", "rel_ret_5d"])
-    rel = _series(got, "rel_ret_5d", "RUT/SPX")
+    got = readings(con, ["rel_ret_20d", "rel_ret_5d"], PARAMS)
+    rel = series_of(got, "rel_ret_5d", "RUT/SPX")
     assert days[6] not in rel.index  # SPX has no close that day
     assert days[7] in rel.index  # SPX's 5-session return there spans its own last 5 closes
     assert rel[days[7]] == pytest.approx((107 / 102 - 1) - (1070 / 1020 - 1))  # SPX: d7 over d1
@@ -126,8 +115,8 @@ def test_vol_corr_5d_by_hand():
         spx.append(spx[-1] * (1 + pct))
     vix = [20.0, 19.0, 20.0, 18.0, 20.0, 19.0]
     con = _prices({"SPX": spx, "VIX": vix, "RUT": [1.0] * 6})
-    got = _readings(con, ["vol_corr_5d"])
-    corr = _series(got, "vol_corr_5d", "SPX~VIX")
+    got = readings(con, ["vol_corr_5d"], PARAMS)
+    corr = series_of(got, "vol_corr_5d", "SPX~VIX")
     assert list(corr.index) == [_sessions(6)[5]]  # 5 changes need 6 common sessions
     assert corr.iloc[0] == pytest.approx(-1.0, abs=1e-12)
     assert set(got.subject) == {"SPX~VIX"}  # RUT has no RVX here, NDX no VXN
@@ -140,11 +129,11 @@ def test_vol_corr_5d_matches_pandas_on_common_sessions():
     rvx = 20 + np.cumsum(rng.normal(0, 0.5, 40))
     con = _prices({"RUT": list(rut), "RVX": list(rvx)}, days)
     con.execute("delete from marts.prices where symbol = 'RUT' and date = $d", {"d": days[20]})  # RVX-only day
-    got = _readings(con, ["vol_corr_5d"])
+    got = readings(con, ["vol_corr_5d"], PARAMS)
     common = [i for i in range(40) if i != 20]
     frame = pd.DataFrame({"rut": rut[common], "rvx": rvx[common]}, index=[days[i] for i in common])
     expected = frame["rut"].pct_change().rolling(5).corr(frame["rvx"].diff()).dropna()
-    corr = _series(got, "vol_corr_5d", "RUT~RVX")
+    corr = series_of(got, "vol_corr_5d", "RUT~RVX")
     assert list(corr.index) == list(expected.index)
     np.testing.assert_allclose(corr.to_numpy(), expected.to_numpy(), atol=1e-9)
     assert corr.between(-1, 1).all()
@@ -153,15 +142,15 @@ def test_vol_corr_5d_matches_pandas_on_common_sessions():
 
 def test_vol_corr_5d_is_null_when_a_series_does_not_move():
     con = _prices({"NDX": [100.0, 101.0, 100.0, 102.0, 101.0, 103.0], "VXN": [20.0] * 6})
-    got = _readings(con, ["vol_corr_5d"])
-    value = _series(got, "vol_corr_5d", "NDX~VXN").iloc[0]
+    got = readings(con, ["vol_corr_5d"], PARAMS)
+    value = series_of(got, "vol_corr_5d", "NDX~VXN").iloc[0]
     assert value is None or math.isnan(value)
 
 
 def test_nothing_after_the_as_of_date_is_used():
     days = _sessions(10)
     con = _prices({"RUT": [100.0 + i for i in range(10)], "SPX": [1000.0] * 10}, days)
-    got = _readings(con, ["ret_1d", "ret_5d", "rel_ret_5d", "price_ratio"], {**PARAMS, "as_of": days[6]})
+    got = readings(con, ["ret_1d", "ret_5d", "rel_ret_5d", "price_ratio"], {**PARAMS, "as_of": days[6]})
     assert got.date.max() == days[6]
 
 
@@ -181,6 +170,6 @@ def test_acceptance_on_the_reference_mirror():
         con.register("f", frame.assign(symbol=symbol)[["date", "symbol", "close"]])
         con.execute("insert into marts.prices select date::date, symbol, close, close, close, close from f")
         con.unregister("f")
-    got = _readings(con, ["ret_5d", "rel_ret_5d"], {**PARAMS, "as_of": day})
-    assert _series(got, "ret_5d", "RUT")[day] == pytest.approx(0.1154, abs=0.0001)
-    assert _series(got, "rel_ret_5d", "RUT/SPX")[day] == pytest.approx(0.0992, abs=0.0002)
+    got = readings(con, ["ret_5d", "rel_ret_5d"], {**PARAMS, "as_of": day})
+    assert series_of(got, "ret_5d", "RUT")[day] == pytest.approx(0.1154, abs=0.0001)
+    assert series_of(got, "rel_ret_5d", "RUT/SPX")[day] == pytest.approx(0.0992, abs=0.0002)

@@ -1,7 +1,9 @@
 """The indicator registry: name -> SQL file, with the sentence that documents it; the regime label's thresholds.
 
 Adding an indicator = one SQL file in include/sql/indicators/ that selects (date, subject, value),
-one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value.
+one entry here, one paragraph in docs/indicators.md and one test with a hand-checked value; another window of an
+existing one (a 60-session return) = one entry here naming that indicator's file with its `window`, and the doc
+paragraph and test.
 Indicator SQL reads marts.prices, staging.{options_volume,cftc_tff,etf_nav,options_putcall} and the intermediate models
 that several indicators share (include/sql/intermediate/, `intermediate.<name>`: regime.readings.indicator_queries
 builds one with the parameters of the indicator that reads it), with the bound parameters
@@ -28,6 +30,9 @@ class Indicator:
     # (e.g. a running maximum). `sessions` names how those sessions are counted (a key of SESSIONS).
     lookback_sessions: int | None = None
     sessions: str = "index"
+    # bound as $window: the one parameter by which indicators sharing an SQL file differ (ret_nd.sql: ret_1d, ret_5d,
+    # ret_20d; rel_ret_nd.sql); None for an SQL file of one indicator
+    window: int | None = None
 
 
 # (series, date) of the rows an indicator's windows count as sessions, per kind of input. An incremental build reads
@@ -59,34 +64,39 @@ REGISTRY: tuple[Indicator, ...] = (
     ),
     Indicator(
         "ret_1d",
-        "indicators/ret_1d.sql",
+        "indicators/ret_nd.sql",
         "Close over the previous session's close, minus 1 (a fraction), per price index.",
         lookback_sessions=1,
+        window=1,
     ),
     Indicator(
         "ret_5d",
-        "indicators/ret_5d.sql",
+        "indicators/ret_nd.sql",
         "Close over the close 5 sessions earlier, minus 1 (a fraction), per price index.",
         lookback_sessions=5,
+        window=5,
     ),
     Indicator(
         "ret_20d",
-        "indicators/ret_20d.sql",
+        "indicators/ret_nd.sql",
         "Close over the close 20 sessions earlier, minus 1 (a fraction), per price index.",
         lookback_sessions=20,
+        window=20,
     ),
     Indicator(
         "rel_ret_5d",
-        "indicators/rel_ret_5d.sql",
+        "indicators/rel_ret_nd.sql",
         "RUT's 5-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
         headline=True,
         lookback_sessions=5,
+        window=5,
     ),
     Indicator(
         "rel_ret_20d",
-        "indicators/rel_ret_20d.sql",
+        "indicators/rel_ret_nd.sql",
         "RUT's 20-session return minus SPX's (RUT/SPX) or NDX's (RUT/NDX).",
         lookback_sessions=20,
+        window=20,
     ),
     Indicator(
         "price_ratio",

@@ -117,6 +117,8 @@ def indicator_queries(con: duckdb.DuckDBPyConnection, params: dict, since: date,
             else:
                 start = starts[indicator.sessions] if indicator.lookback_sessions else since
             bound = {**params, "since": since, "history_from": start}
+            if indicator.window is not None:  # a file shared by indicators of several windows
+                bound["window"] = indicator.window
             rebuilt = False  # a model built again: those after it (which may read it) are built again too
             for model in intermediate_inputs(indicator.sql):
                 model_sql = read_sql(f"{INTERMEDIATE}/{model}.sql")

@@ -1,6 +1,6 @@
--- rel_ret_5d: small-cap minus large-cap 5-session return, ret_5d(RUT) - ret_5d(large), for the pairs
--- RUT/SPX and RUT/NDX, on the sessions where both returns exist (each return over its index's own 5 earlier
--- closes, as in ret_5d).
+-- rel_ret_5d, rel_ret_20d: small-cap minus large-cap return over $window sessions, ret(RUT) - ret(large), for the
+-- pairs RUT/SPX and RUT/NDX, on the sessions where both returns exist (each return over its index's own $window
+-- earlier closes, as in ret_nd.sql). One file for the two: the registry binds each one's `window`.
 -- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
 -- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with prices as (
@@ -14,7 +14,7 @@ with prices as (
 
 returns as (
 
-    select date, symbol, close / nullif(lag(close, 5) over (partition by symbol order by date), 0) - 1 as ret
+    select date, symbol, close / nullif(lag(close, $window) over (partition by symbol order by date), 0) - 1 as ret
     from prices
 
 ),

@@ -1,5 +1,6 @@
--- ret_20d: close-to-close return over 20 session(s) as a fraction, close / the close 20 sessions earlier - 1, per price index
--- (RUT, SPX, NDX, DJX). Sessions are the index's own rows with a close; no row until 20 earlier closes exist.
+-- ret_1d, ret_5d, ret_20d: close-to-close return over $window sessions as a fraction, close / the close $window
+-- sessions earlier - 1, per price index (RUT, SPX, NDX, DJX). Sessions are the index's own rows with a close; no row
+-- until $window earlier closes exist. One file for the three: the registry binds each one's `window`.
 -- Incremental builds: readings dated after $since only, from input rows dated on or after $history_from (both
 -- 0001-01-01 in a full build; see lookback_sessions in regime.indicators).
 with prices as (
@@ -13,7 +14,7 @@ with prices as (
 
 lagged as (
 
-    select date, symbol, close, lag(close, 20) over (partition by symbol order by date) as close_before
+    select date, symbol, close, lag(close, $window) over (partition by symbol order by date) as close_before
     from prices
 
 ),

@@ -276,7 +276,7 @@ class AirflowStack:
     each, named `worker<i>@<host>`, each a separate process logging to `root/logs/celery-worker-<i>.log`."""
 
     DAGS = ("regime_daily", "regime_transform", "ingest_index_prices", "ingest_options_volume", "ingest_cftc_tff",
-            "ingest_etf_nav")
+            "ingest_etf_nav", "ingest_options_putcall")
 
     def __init__(self, root: Path, mail, regime_env: dict, extra_env: dict | None = None, parallelism: int = 4,
                  executor: str = "LocalExecutor", workers: int = 2, worker_concurrency: int = 2):

@@ -17,6 +17,8 @@ from .stack import wait_until
 pytestmark = pytest.mark.e2e
 
 SESSION_DAGS = ("ingest_index_prices", "ingest_options_volume", "ingest_etf_nav")
+# read by a session's build, never awaited: the weekly CFTC report and Cboe's put/call archive (ended 2019-10-04)
+OTHER_DAGS = ("ingest_cftc_tff", "ingest_options_putcall")
 OPERATORS = "operators@example.test"
 
 
@@ -43,11 +45,19 @@ def _published_as_of(stack) -> str:
         con.close()
 
 
+def _putcall_readings(stack) -> int:
+    con = duckdb.connect(str(stack.data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("select count(*) from marts.indicators where indicator like 'putcall%'").fetchone()[0]
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def session_dags(stack):
-    """regime_transform and the three daily ingest DAGs unpaused for the test, paused again after it (unpaused, an
+    """regime_transform and the ingest DAGs unpaused for the test, paused again after it (unpaused, an
     ingest DAG may also start its own latest session on its timetable: the tests look at their sessions only)."""
-    dags = ("regime_transform", "ingest_cftc_tff", *SESSION_DAGS)
+    dags = ("regime_transform", *OTHER_DAGS, *SESSION_DAGS)
     for dag_id in dags:
         stack.unpause(dag_id)
     yield
@@ -58,8 +68,9 @@ def session_dags(stack):
 def test_exactly_one_build_per_session_once_its_sources_are_in(stack, session_dags):
     session = "2024-07-16"
     t0 = time.monotonic()
-    # the weekly CFTC report first: it is read by the session's build, but never awaited nor a trigger by itself
-    for dag_id in ("ingest_cftc_tff", *SESSION_DAGS):
+    # the weekly CFTC report and the put/call archive first: read by the session's build, but never awaited nor a
+    # trigger by themselves
+    for dag_id in (*OTHER_DAGS, *SESSION_DAGS):
         run = _trigger_session(stack, dag_id, session)
         assert run["state"] == "success", stack.describe(dag_id, run["dag_run_id"])
         if dag_id != SESSION_DAGS[-1]:
@@ -75,6 +86,7 @@ def test_exactly_one_build_per_session_once_its_sources_are_in(stack, session_da
     assert run["state"] == "success", stack.describe("regime_transform", run["dag_run_id"])
     assert run["run_type"] == "asset_triggered"
     assert _published_as_of(stack) == session
+    assert _putcall_readings(stack) > 0  # the archive landed by its own DAG is in the session's build
 
     # the same source again for the session (a rerun, or regime_daily's ingests) does not rebuild it alone
     rerun = stack.api("POST", "dags/ingest_index_prices/dagRuns",

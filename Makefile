@@ -34,6 +34,7 @@ airflow-init: setup
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
 	$(BIN)/airflow pools import $(POOLS) >> $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	touch $(AIRFLOW_HOME)/pools-imported
 
 demo: airflow-init
 	$(BIN)/python -m regime.demo
@@ -52,9 +53,9 @@ test: airflow-init chromium postgres redis s3server
 	$(BIN)/python -m pytest $(PYTEST_XDIST)
 
 # the fast tier (README, "Tests"): everything not marked slow (no e2e stack, no DAG run through Airflow, no reference
-# data); the Airflow home is initialised once, not on every run
+# data); the Airflow home is initialised once, and again when the pools file changed since (or never was imported)
 test-fast: setup chromium s3server
-	@test -f $(AIRFLOW_HOME)/airflow.cfg || $(MAKE) --no-print-directory airflow-init
+	@test $(AIRFLOW_HOME)/pools-imported -nt $(POOLS) || $(MAKE) --no-print-directory airflow-init
 	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow"
 
 # headless Chromium renders the HTML report in the tests (Debian's package; root on the project's machines)

@@ -8,13 +8,14 @@ stays as the spare (a hard link, no copy), which the next update may take instea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from regime.config import Settings
-from regime.sql import WarehouseError
+from regime.sql import WarehouseError, connect
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,24 @@ def discard(staging: Path) -> None:
     """Remove a staging build and its write-ahead log."""
     for path in (staging, staging.with_name(staging.name + ".wal")):
         path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staging_connection(staging: Path, memory_limit: str | None = None):
+    """A read-write connection to the staging build `staging`, closed at the end; if opening it or anything in the
+    block fails, the build is discarded too: nothing half-built is left to publish."""
+    try:
+        con = connect(staging, memory_limit=memory_limit)
+    except Exception:
+        discard(staging)
+        raise
+    try:
+        yield con
+    except Exception:
+        con.close()
+        discard(staging)
+        raise
+    con.close()
 
 
 def publish(settings: Settings, staging: Path) -> Path:

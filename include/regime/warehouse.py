@@ -36,7 +36,7 @@ from regime.incremental import MAX_INCREMENTAL_DAYS, NotIncremental
 from regime.indicators import REGISTRY
 from regime.lake_changes import lake_journals, refresh_staging
 from regime.models import Model, Step, plan
-from regime.publisher import discard, in_use
+from regime.publisher import discard, in_use, staging_connection
 from regime.readings import build_indicators, update_indicators
 from regime.sql import FULL, bind, connect, parameters, read_sql, run_model, scalar
 
@@ -168,8 +168,7 @@ def build(settings: Settings, as_of: date) -> Path:
     settings.build_dir.mkdir(parents=True, exist_ok=True)
     target = settings.build_dir / f"warehouse-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}.duckdb"
     journals = lake_journals(settings)  # before the lake is read: a write during the build is seen next time
-    con = connect(target, memory_limit=settings.duckdb_memory_limit)
-    try:
+    with staging_connection(target, settings.duckdb_memory_limit) as con:
         params = {**REGIME_RULES, **lake_params(settings, as_of, con), "since": FULL}
         started = clock = time.perf_counter()
         for schema in SCHEMAS:
@@ -190,11 +189,6 @@ def build(settings: Settings, as_of: date) -> Path:
         _finish(con, settings, as_of, None, fingerprint(settings), journals)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"full build as of {as_of}", None, started)
-    except Exception:
-        con.close()
-        discard(target)
-        raise
-    con.close()
     return target
 
 
@@ -250,11 +244,10 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
         else:
             shutil.copyfile(previous, target)
             clock = _done("copy", previous.name, None, clock)
-        con = connect(target, memory_limit=settings.duckdb_memory_limit)
     except Exception:
         discard(target)
         raise
-    try:
+    with staging_connection(target, settings.duckdb_memory_limit) as con:
         journals = lake_journals(settings)
         params = {**REGIME_RULES, **lake_params(settings, as_of, con)}
         copy_state(con, settings.state_dir)
@@ -274,11 +267,6 @@ def update(settings: Settings, as_of: date, previous: Path, spare: Path | None =
         _finish(con, settings, as_of, since, wanted["fingerprint"], journals, checked)
         clock = _done("checkpoint", "meta.build_info", None, clock)
         _done("total", f"update from {built['as_of']} to {as_of}, recomputed after {since}", None, started)
-    except Exception:
-        con.close()
-        discard(target)
-        raise
-    con.close()
     return target
 
 

@@ -40,8 +40,8 @@ def test_stop_services_ends_every_descendant_sigkilling_those_that_ignore_sigter
     polite = start("polite", "exec sleep 60")
     # ignores SIGTERM (and so do its children: an ignored signal stays ignored across exec); one child leaves the group
     stubborn = start("stubborn", "trap '' TERM; setsid sleep 61 & sleep 62 & wait")
-    tree = _wait_for(lambda: len(t := stubborn.tree()) == 3 and t)
-    assert any(os.getpgid(p.pid) != stubborn.pid for p in tree)  # the setsid one left the group
+    # the three of them, once the setsid one left the group (its fork is in the tree before setsid(2) ran)
+    tree = _wait_for(lambda: len(t := stubborn.tree()) == 3 and any(os.getpgid(p.pid) != stubborn.pid for p in t) and t)
 
     t0 = time.monotonic()
     summary = stop_services([polite, stubborn], timeout=1.0)

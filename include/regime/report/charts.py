@@ -47,13 +47,9 @@ def relative_performance(data: ReportData, years: float = 2) -> plot.Chart | Non
             y = data.units.plotted(ind, df["value"])
             ax.plot(df["date"], y, color=color, linewidth=width, label=f"{label} relative return")
             plot.endpoint(ax, df["date"].iloc[-1], y.iloc[-1], data.units.text(ind, df["value"].iloc[-1]), color, dy=dy)
-        plot.mark_as_of(ax, as_of)
-        plot.pad_right(ax, as_of, 20)
-        plot.date_axis(ax)
         plot.y_axis(ax, "pct")
-        ax.set_title("Russell 2000 return minus S&P 500 return, rolling 5 and 20 sessions")
-        ax.set_ylabel("RUT return − SPX return (%)")
-        ax.set_xlabel("date")
+        plot.time_axes(ax, as_of, "Russell 2000 return minus S&P 500 return, rolling 5 and 20 sessions",
+                       "RUT return − SPX return (%)")
         plot.legend(fig, [ax])
         return plot.svg(fig, "relperf", "RUT minus SPX return over 5 and 20 sessions, last two years")
 
@@ -124,13 +120,9 @@ def price_ratio(data: ReportData) -> plot.Chart | None:
         last = full.iloc[-1]
         ax.axhline(last["value"], color="#d93025", linewidth=0.7, linestyle=":", zorder=1)
         plot.endpoint(ax, last["date"], last["value"], f"{last['value']:.4f}", "#d93025", dy=12)
-        plot.mark_as_of(ax, as_of)
         span_days = (as_of - full["date"].iloc[0]).days
-        plot.pad_right(ax, as_of, max(10, span_days // 60))
-        plot.date_axis(ax)
-        ax.set_title(f"Russell 2000 ÷ S&P 500 price ratio, full history since {full['date'].iloc[0].year}")
-        ax.set_ylabel("RUT close ÷ SPX close")
-        ax.set_xlabel("date")
+        plot.time_axes(ax, as_of, f"Russell 2000 ÷ S&P 500 price ratio, full history since {full['date'].iloc[0].year}",
+                       "RUT close ÷ SPX close", pad_days=max(10, span_days // 60))
         plot.legend(fig, [ax])
         return plot.svg(fig, "ratio", "RUT to SPX price ratio over the full history")
 
@@ -152,14 +144,10 @@ def vol_correlation(data: ReportData, years: float = 2) -> plot.Chart | None:
             ax.plot(df["date"], df["value"], color=color, linewidth=1.2 if i == 0 else 1.0,
                     alpha=1 if i == 0 else 0.8, label=f"{subject.replace('~', ' vs ')}")
             plot.endpoint(ax, df["date"].iloc[-1], df["value"].iloc[-1], f"{df['value'].iloc[-1]:+.2f}", color, dy=dy)
-        plot.mark_as_of(ax, as_of)
-        plot.pad_right(ax, as_of, 20)
         ax.set_ylim(-1.3, 1.12)
         ax.set_yticks([-1, -0.5, 0, 0.5, 1])
-        plot.date_axis(ax)
-        ax.set_title("Correlation of daily changes, index vs its volatility index, over 5 sessions")
-        ax.set_ylabel("correlation")
-        ax.set_xlabel("date")
+        plot.time_axes(ax, as_of, "Correlation of daily changes, index vs its volatility index, over 5 sessions",
+                       "correlation")
         plot.legend(fig, [ax])
         return plot.svg(fig, "volcorr", "five-session correlation between each index and its volatility index")
 
@@ -281,13 +269,10 @@ def etf_flows(data: ReportData, years: float = 1) -> plot.Chart | None:
                 ax.plot(df["date"], units.plotted("etf_flow_5d_pct", df["value"]),
                         color=next(warm) if small else next(cool), linewidth=1.2 if small else 0.9,
                         linestyle="-" if small else (0, (3, 1.5)), label=ticker + (" (small)" if small else ""))
-            plot.mark_as_of(ax, as_of)
             plot.y_axis(ax, "pct")
-            ax.set_ylabel("5-session flow (% of assets)")
-            ax.set_title("ETF creations minus redemptions over 5 sessions, % of assets, per fund")
+            plot.time_axes(ax, as_of, "ETF creations minus redemptions over 5 sessions, % of assets, per fund",
+                           "5-session flow (% of assets)", pad_days=12, xlabel=None)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
-            plot.date_axis(ax)
-            plot.pad_right(ax, as_of, 12)
         if not spread.empty:
             ax = axes.pop(0)
             y = units.plotted("etf_flow_5d_pct_spread", spread["value"]).to_numpy()
@@ -299,14 +284,10 @@ def etf_flows(data: ReportData, years: float = 1) -> plot.Chart | None:
             ax.plot(spread["date"], y, color="#3c4043", linewidth=0.9)
             plot.endpoint(ax, spread["date"].iloc[-1], y[-1],
                       units.text("etf_flow_5d_pct_spread", spread["value"].iloc[-1]), "#202124")
-            plot.mark_as_of(ax, as_of)
             plot.y_axis(ax, "pct")
-            ax.set_ylabel("small − large (% pts)")
-            ax.set_xlabel("date")
-            ax.set_title("Flow spread: small-cap ETFs minus large-cap ETFs")
+            plot.time_axes(ax, as_of, "Flow spread: small-cap ETFs minus large-cap ETFs", "small − large (% pts)",
+                           pad_days=12)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
-            plot.date_axis(ax)
-            plot.pad_right(ax, as_of, 12)
         return plot.svg(fig, "flows", "five-session ETF flows per fund and the small-minus-large spread")
 
 

@@ -123,6 +123,18 @@ def mark_as_of(ax, as_of: pd.Timestamp, label: bool = True) -> None:
                label=f"as of {as_of.date().isoformat()}" if label else None, zorder=4)
 
 
+def time_axes(ax, as_of: pd.Timestamp, title: str, ylabel: str, pad_days: int = 20,
+              xlabel: str | None = "date") -> None:
+    """A dated panel's frame: the as-of line with room to its right, the date ticks, the title and the labels."""
+    mark_as_of(ax, as_of)
+    pad_right(ax, as_of, pad_days)
+    date_axis(ax)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+
+
 def endpoint(ax, x, y, text: str, color: str, dy: int = 8) -> None:
     ax.scatter([x], [y], s=22, color=color, zorder=5, edgecolors="white", linewidths=0.8)
     ax.annotate(text, (x, y), textcoords="offset points", xytext=(-8, dy), ha="right", va="center",

@@ -5,6 +5,7 @@ anything is published (live); a malformed file stops it with a message naming th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -122,7 +123,15 @@ def test_the_demo_on_a_stale_mirror_prints_the_warning(airflow_home, regime_env,
     assert out.count(warning) == 2  # before the run and again after its summary, the last thing printed
     assert out.count(f"! - {STALE_RUT}") == 2
     assert out.rstrip().splitlines()[-1].startswith("!!!!")
-    assert "$ dags test regime_daily 2024-07-17" in out and "airflow dags test finished in" in out
+    # the put/call archive's own DAG first (regime_daily ingests the session sources only), then the session's run:
+    # the bundled archive's 3 x 192 rows (hand-counted: 192 dated lines per product file, 2019-01-02 .. 2019-10-04)
+    # are in the warehouse the demo built
+    archive, daily = "$ dags test ingest_options_putcall 2024-07-17", "$ dags test regime_daily 2024-07-17"
+    assert archive in out and daily in out and out.index(archive) < out.index(daily)
+    assert "airflow dags test ingest_options_putcall finished in" in out
+    assert "airflow dags test regime_daily finished in" in out
+    assert re.search(r"^  staging\.options_putcall +576 rows$", out, re.M), out
+    assert done.returncode == 0
 
 
 def _serve_mirror(up, mirror) -> None:

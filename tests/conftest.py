@@ -254,7 +254,10 @@ SHARED_WORKER = {
     "tests/e2e/": "e2e",   # one stack at a time (each is ~10 processes and 3 GB), package-scoped `stack` set up once
 }
 # modules whose module-scoped fixture builds a warehouse: one work unit each, so that it is built once, not on both
+# (test_lake_bucket's `runs`, two whole sample runs with moto_server, 100-160 s: seen set up on two of three workers)
 WHOLE_MODULES = {
+    "tests/test_analogs_reference.py",
+    "tests/test_lake_bucket.py",
     "tests/test_cli.py",
     "tests/test_analysts_doc.py",
     "tests/test_report.py",

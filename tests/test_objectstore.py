@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import textwrap
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -353,6 +354,34 @@ def test_publishing_to_a_local_folder(sample, tmp_path):
     fetched = remote_warehouse.fetch_latest(str(tmp_path / "pub"), tmp_path / "cache")
     assert remote_warehouse.file_sha256(fetched.path) == manifest["sha256"]
     assert not list((tmp_path / "pub").rglob("*.tmp"))
+
+
+def test_a_readers_cache_keeps_the_builds_read_last(sample, tmp_path):
+    """Each read of a newer build downloads it; the cache keeps the KEEP_CACHED (3) builds read last, a cached build
+    read again counts as read now, a partial download older than an hour goes, anything else in the folder stays."""
+    folder, cache = str(tmp_path / "pub"), tmp_path / "cache"
+    builds = [other_build(sample.warehouse_path, tmp_path / f"w{h}.duckdb", h) for h in range(1, 6)]
+    sha = [remote_warehouse.file_sha256(b) for b in builds]
+
+    def held() -> list[str]:
+        return sorted(p.name for p in (cache / "builds").iterdir())
+
+    for build in builds[:4]:
+        remote_warehouse.publish_warehouse(build, folder)
+        remote_warehouse.fetch_latest(folder, cache)
+    assert held() == sorted(f"{s}.duckdb" for s in sha[1:4])  # the first build read is gone
+    stale, fresh = cache / "builds" / f".{sha[0]}.duckdb.41.x1.tmp", cache / "builds" / f".{sha[0]}.duckdb.42.x2.tmp"
+    other = cache / "builds" / "notes.txt"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    remote_warehouse.publish_warehouse(builds[1], folder)  # an older build published again: read from the cache
+    again = remote_warehouse.fetch_latest(folder, cache)
+    assert again.path.name == f"{sha[1]}.duckdb" and not stale.exists() and fresh.exists() and other.exists()
+    remote_warehouse.publish_warehouse(builds[4], folder)
+    remote_warehouse.fetch_latest(folder, cache)
+    # read last: builds 5, 2 (again) and 4; build 3, read before build 2 was read again, is gone
+    assert held() == sorted([f"{sha[4]}.duckdb", f"{sha[1]}.duckdb", f"{sha[3]}.duckdb", fresh.name, other.name])
 
 
 # --- DuckDB reading the lake from a bucket -------------------------------------------------------------------------

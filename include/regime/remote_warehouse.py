@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 from regime.objectstore import (
     CHUNK,
+    STALE_TEMP,
     Location,
     ObjectStoreError,
     _errors,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEEP_BUILDS = 3  # builds kept in the bucket: the manifest's and the two before it (a reader may be downloading one)
+KEEP_CACHED = 3  # builds kept in a reader's cache: the one just read and the two read last before it
 MANIFEST = "warehouse/manifest.json"
 MANIFEST_FORMAT = 1
 _BUILD_ID = re.compile(r"\d{4}-\d{2}-\d{2}_\d{8}T\d{6}Z_[0-9a-f]{12}")
@@ -210,7 +212,8 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
                  fs: pafs.FileSystem | None = None) -> Fetched:
     """The latest build published at `location`, as a local file: read the manifest, reuse the cached copy when its
     sha256 matches, else download the build into the cache (temporary file, sha256 and size checked, then renamed).
-    Cached files are named by their sha256 (`<cache>/builds/<sha256>.duckdb`)."""
+    Cached files are named by their sha256 (`<cache>/builds/<sha256>.duckdb`); the cache keeps the KEEP_CACHED builds
+    read last (prune_cache)."""
     location = parse_location(location) if isinstance(location, str) else location
     fs = fs or filesystem(location)
     cache = (cache_dir or default_cache_dir()) / "builds"
@@ -227,6 +230,8 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
                 f"{location.uri_of(manifest['key'])}")
         if target.is_file() and target.stat().st_size == manifest["size"] and \
                 file_sha256(target) == manifest["sha256"]:
+            os.utime(target)  # read now: its time orders the cache (prune_cache)
+            prune_cache(cache, target)
             return Fetched(target, manifest, line)
         try:
             _download(fs, location.path(manifest["key"]), target, manifest)
@@ -235,8 +240,37 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
                 raise ObjectStoreError(f"{location.uri_of(manifest['key'])}, named by the manifest, does not "
                                        "exist") from None
             continue
+        prune_cache(cache, target)
         return Fetched(target, manifest, line)
     raise AssertionError("unreachable")
+
+
+_CACHED = re.compile(r"[0-9a-f]{64}\.duckdb")
+_PARTIAL = re.compile(r"\.[0-9a-f]{64}\.duckdb\.\d+\..*\.tmp")
+
+
+def prune_cache(cache: Path, current: Path, keep: int = KEEP_CACHED) -> list[Path]:
+    """Delete from the cache folder `cache` the builds beyond the `keep` read last (by file time: a download, or
+    fetch_latest reusing a copy, sets it; `current`, the one being read, is kept whatever its time), and the partial
+    downloads older than STALE_TEMP (a killed reader's: one in progress is younger). Only files named as fetch_latest
+    names them are touched. A reader that has a deleted build open keeps reading it (the file goes when it closes).
+    Returns what was deleted."""
+    now = datetime.now(UTC).timestamp()
+    builds, deleted = [], []
+    for path in cache.iterdir() if cache.is_dir() else []:
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:  # deleted meanwhile by another reader's prune
+            continue
+        if _CACHED.fullmatch(path.name) and path != current:
+            builds.append((mtime, path))
+        elif _PARTIAL.fullmatch(path.name) and now - mtime > STALE_TEMP.total_seconds():
+            deleted.append(path)
+    deleted += [path for _mtime, path in sorted(builds, reverse=True)[max(keep - 1, 0):]]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+        log.info("removed %s from the warehouse cache", path.name)
+    return deleted
 
 
 def _download(fs: pafs.FileSystem, source: str, target: Path, manifest: dict) -> None:

@@ -125,7 +125,7 @@ def journals(settings: Settings, datasets: tuple[Dataset, ...]) -> dict[str, dic
                        if i.base_name == "data.parquet")
         found[dataset.name] = {}
         for path in files:
-            with objectstore._errors(f"cannot read {path}"), remote.fs.open_input_file(path) as handle:
+            with objectstore.store_errors(f"cannot read {path}"), remote.fs.open_input_file(path) as handle:
                 found[dataset.name][path.rsplit("/", 2)[-2]] = lake.read_journal(handle)
     return found
 
@@ -253,7 +253,7 @@ class Sync:
             return 0
         with path.open("rb") as source:
             objectstore.put_atomic(self.remote.fs, self.remote.path(rel), source)
-        with objectstore._errors(f"cannot read {self.remote.path(rel)}"):
+        with objectstore.store_errors(f"cannot read {self.remote.path(rel)}"):
             info = self.remote.fs.get_file_info(self.remote.path(rel))
         self.records[rel] = _record(info, stat, digest)
         return 1
@@ -277,7 +277,7 @@ class Sync:
     def _download(self, rel: str, info: pafs.FileInfo) -> None:
         digest = hashlib.sha256()
         target = self.root / rel
-        with lake.atomic_path(target) as tmp, objectstore._errors(f"cannot read {info.path}"), \
+        with lake.atomic_path(target) as tmp, objectstore.store_errors(f"cannot read {info.path}"), \
                 self.remote.fs.open_input_stream(info.path) as source, tmp.open("wb") as out:
             while chunk := source.read(objectstore.CHUNK):
                 out.write(chunk)
@@ -326,7 +326,8 @@ def _sha256(path: Path) -> str:
 
 def _sha256_object(remote: Bucket, rel: str) -> str:
     digest = hashlib.sha256()
-    with objectstore._errors(f"cannot read {remote.path(rel)}"), remote.fs.open_input_stream(remote.path(rel)) as s:
+    path = remote.path(rel)
+    with objectstore.store_errors(f"cannot read {path}"), remote.fs.open_input_stream(path) as s:
         while chunk := s.read(objectstore.CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -221,7 +221,7 @@ def _scrub(text: str) -> str:
 
 
 @contextmanager
-def _errors(what: str) -> Iterator[None]:
+def store_errors(what: str) -> Iterator[None]:
     """The S3 client's errors (OSError, pyarrow's ArrowException) as ObjectStoreError naming `what`, scrubbed of the
     credentials; not chained, so that no traceback repeats the original message."""
     import pyarrow as pa
@@ -287,7 +287,7 @@ def put_atomic(fs: pafs.FileSystem, final: str, source: IO[bytes] | bytes,
     if fs.type_name == "local":
         fs.create_dir(final.rpartition("/")[0], recursive=True)
     try:
-        with _errors(f"cannot write {final}"):
+        with store_errors(f"cannot write {final}"):
             with fs.open_output_stream(target) as out:
                 while chunk := stream.read(CHUNK):
                     out.write(chunk)
@@ -311,7 +311,7 @@ def put_atomic(fs: pafs.FileSystem, final: str, source: IO[bytes] | bytes,
 
 def read_bytes(fs: pafs.FileSystem, path: str, limit: int = 2**20) -> bytes | None:
     """The content of a small object (a manifest); None if there is none."""
-    with _errors(f"cannot read {path}"):
+    with store_errors(f"cannot read {path}"):
         try:
             with fs.open_input_stream(path) as stream:
                 data = stream.read(limit + 1)
@@ -326,7 +326,7 @@ def list_objects(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
     """The objects under `folder` (recursively), without temporary keys; [] if there is none."""
     import pyarrow.fs as pafs
 
-    with _errors(f"cannot list {folder}"):
+    with store_errors(f"cannot list {folder}"):
         infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
     return [i for i in infos if i.type == pafs.FileType.File and not any(is_temp(p) for p in i.path.split("/"))]
 
@@ -338,7 +338,7 @@ def sweep_temp(fs: pafs.FileSystem, folder: str, older_than: timedelta = STALE_T
     import pyarrow.fs as pafs
 
     now = now or datetime.now(UTC)
-    with _errors(f"cannot list {folder}"):
+    with store_errors(f"cannot list {folder}"):
         infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
     removed = []
     for info in infos:
@@ -347,7 +347,7 @@ def sweep_temp(fs: pafs.FileSystem, folder: str, older_than: timedelta = STALE_T
             continue
         stamp = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         if now - stamp >= older_than:
-            with suppress(FileNotFoundError), _errors(f"cannot delete {info.path}"):
+            with suppress(FileNotFoundError), store_errors(f"cannot delete {info.path}"):
                 fs.delete_file(info.path)
             removed.append(info.path)
     if removed:

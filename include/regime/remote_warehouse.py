@@ -34,11 +34,11 @@ from regime.objectstore import (
     STALE_TEMP,
     Location,
     ObjectStoreError,
-    _errors,
     filesystem,
     parse_location,
     put_atomic,
     read_bytes,
+    store_errors,
     sweep_temp,
 )
 
@@ -164,7 +164,7 @@ def publish_warehouse(path: Path, location: Location | str, fs: pafs.FileSystem 
 def _size(fs: pafs.FileSystem, path: str) -> int | None:
     import pyarrow.fs as pafs
 
-    with _errors(f"cannot read {path}"):
+    with store_errors(f"cannot read {path}"):
         info = fs.get_file_info(path)
     return info.size if info.type == pafs.FileType.File else None
 
@@ -172,7 +172,7 @@ def _size(fs: pafs.FileSystem, path: str) -> int | None:
 def _missing(fs: pafs.FileSystem, bucket: str) -> bool:
     import pyarrow.fs as pafs
 
-    with _errors(f"cannot read the bucket {bucket!r}"):
+    with store_errors(f"cannot read the bucket {bucket!r}"):
         return fs.get_file_info(bucket).type == pafs.FileType.NotFound
 
 
@@ -181,12 +181,12 @@ def _prune(fs: pafs.FileSystem, location: Location, kept: set[str]) -> None:
     import pyarrow.fs as pafs
 
     folder = location.path("warehouse")
-    with _errors(f"cannot list {folder}"):
+    with store_errors(f"cannot list {folder}"):
         infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     for info in infos:
         if info.type == pafs.FileType.Directory and _BUILD_ID.fullmatch(info.base_name) \
                 and info.base_name not in kept:
-            with _errors(f"cannot delete {info.path}"):
+            with store_errors(f"cannot delete {info.path}"):
                 fs.delete_dir(info.path)
             log.info("deleted the old build %s", location.uri_of("warehouse", info.base_name))
 
@@ -279,7 +279,7 @@ def _download(fs: pafs.FileSystem, source: str, target: Path, manifest: dict) ->
     tmp_path = Path(tmp)
     try:
         digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, _errors(f"cannot download {source}"), \
+        with os.fdopen(fd, "wb") as out, store_errors(f"cannot download {source}"), \
                 fs.open_input_stream(source) as stream:
             while chunk := stream.read(CHUNK):
                 out.write(chunk)

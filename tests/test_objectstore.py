@@ -384,6 +384,36 @@ def test_a_readers_cache_keeps_the_builds_read_last(sample, tmp_path):
     assert held() == sorted([f"{sha[4]}.duckdb", f"{sha[1]}.duckdb", f"{sha[3]}.duckdb", fresh.name, other.name])
 
 
+def test_a_cache_the_reader_cannot_tidy_is_still_read(sample, tmp_path, monkeypatch, caplog):
+    folder, cache = str(tmp_path / "pub"), tmp_path / "cache"
+    builds = [other_build(sample.warehouse_path, tmp_path / f"w{h}.duckdb", h) for h in range(1, 5)]
+    for build in builds[:3]:
+        remote_warehouse.publish_warehouse(build, folder)
+        remote_warehouse.fetch_latest(folder, cache)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    unlink = Path.unlink
+
+    def unlink_but_builds(path, missing_ok=False):  # another user's builds, in a folder it may add to
+        if remote_warehouse._CACHED.fullmatch(path.name):
+            refused()
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(os, "utime", refused)
+    monkeypatch.setattr(Path, "unlink", unlink_but_builds)
+    with caplog.at_level(logging.WARNING, logger="regime.remote_warehouse"):
+        cached = remote_warehouse.fetch_latest(folder, cache)  # the cached copy, which it cannot touch
+        remote_warehouse.publish_warehouse(builds[3], folder)
+        fetched = remote_warehouse.fetch_latest(folder, cache)  # a download: the oldest build cannot be removed
+    monkeypatch.undo()
+    assert remote_warehouse.file_sha256(cached.path) == remote_warehouse.file_sha256(builds[2])
+    assert remote_warehouse.file_sha256(fetched.path) == remote_warehouse.file_sha256(builds[3])
+    assert len(list((cache / "builds").iterdir())) == 4
+    assert "cannot remove" in caplog.text and "Permission denied" in caplog.text
+
+
 # --- DuckDB reading the lake from a bucket -------------------------------------------------------------------------
 
 def upload_folder(fs, folder: Path, location, under: str) -> int:

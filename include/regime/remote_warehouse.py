@@ -24,6 +24,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -230,7 +231,8 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
                 f"{location.uri_of(manifest['key'])}")
         if target.is_file() and target.stat().st_size == manifest["size"] and \
                 file_sha256(target) == manifest["sha256"]:
-            os.utime(target)  # read now: its time orders the cache (prune_cache)
+            with suppress(OSError):  # read now: its time orders the cache (prune_cache); a cache it may not write
+                os.utime(target)     # is read as it is
             prune_cache(cache, target)
             return Fetched(target, manifest, line)
         try:
@@ -254,7 +256,7 @@ def prune_cache(cache: Path, current: Path, keep: int = KEEP_CACHED) -> list[Pat
     fetch_latest reusing a copy, sets it; `current`, the one being read, is kept whatever its time), and the partial
     downloads older than STALE_TEMP (a killed reader's: one in progress is younger). Only files named as fetch_latest
     names them are touched. A reader that has a deleted build open keeps reading it (the file goes when it closes).
-    Returns what was deleted."""
+    Returns what was deleted; a file it cannot delete is logged and left."""
     now = datetime.now(UTC).timestamp()
     builds, deleted = [], []
     for path in cache.iterdir() if cache.is_dir() else []:
@@ -267,10 +269,16 @@ def prune_cache(cache: Path, current: Path, keep: int = KEEP_CACHED) -> list[Pat
         elif _PARTIAL.fullmatch(path.name) and now - mtime > STALE_TEMP.total_seconds():
             deleted.append(path)
     deleted += [path for _mtime, path in sorted(builds, reverse=True)[max(keep - 1, 0):]]
+    removed = []
     for path in deleted:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # tidying the cache never fails a read
+            log.warning("cannot remove %s from the warehouse cache: %s", path, exc)
+            continue
+        removed.append(path)
         log.info("removed %s from the warehouse cache", path.name)
-    return deleted
+    return removed
 
 
 def _download(fs: pafs.FileSystem, source: str, target: Path, manifest: dict) -> None:

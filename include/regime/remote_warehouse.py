@@ -233,15 +233,14 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
                 file_sha256(target) == manifest["sha256"]:
             with suppress(OSError):  # read now: its time orders the cache (prune_cache); a cache it may not write
                 os.utime(target)     # is read as it is
-            prune_cache(cache, target)
-            return Fetched(target, manifest, line)
-        try:
-            _download(fs, location.path(manifest["key"]), target, manifest)
-        except FileNotFoundError:
-            if attempt == 2:
-                raise ObjectStoreError(f"{location.uri_of(manifest['key'])}, named by the manifest, does not "
-                                       "exist") from None
-            continue
+        else:
+            try:
+                _download(fs, location.path(manifest["key"]), target, manifest)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise ObjectStoreError(f"{location.uri_of(manifest['key'])}, named by the manifest, does not "
+                                           "exist") from None
+                continue
         prune_cache(cache, target)
         return Fetched(target, manifest, line)
     raise AssertionError("unreachable")

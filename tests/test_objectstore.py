@@ -188,7 +188,7 @@ def test_publish_uploads_the_build_then_the_manifest_and_the_reader_caches_it(s3
     con = duckdb.connect(str(published), read_only=True)
     as_of, built_at = con.execute("select as_of, built_at from meta.build_info").fetchone()
     con.close()
-    sha = remote_warehouse.file_sha256(published)
+    sha = objectstore.file_sha256(published)
     assert manifest == manifest_of(fs, s3)
     assert (manifest["as_of"], manifest["built_at"], manifest["sha256"], manifest["size"]) == \
         (as_of.isoformat(), built_at.astimezone(UTC).isoformat(), sha, published.stat().st_size)
@@ -199,7 +199,7 @@ def test_publish_uploads_the_build_then_the_manifest_and_the_reader_caches_it(s3
 
     fetched = remote_warehouse.fetch_latest(s3.uri, tmp_path / "cache")
     assert fetched.path == tmp_path / "cache" / "builds" / f"{sha}.duckdb"
-    assert remote_warehouse.file_sha256(fetched.path) == sha
+    assert objectstore.file_sha256(fetched.path) == sha
     assert fetched.line == f"reading build {as_of} ({sha[:12]}) from {s3.uri}/{manifest['key']}"
     assert remote_warehouse.publish_warehouse(published, s3.uri) == manifest  # a rerun uploads nothing
     fs.delete_file(s3.path(manifest["key"]))
@@ -218,7 +218,7 @@ def test_the_bucket_keeps_the_latest_builds_and_a_reader_gets_the_newest(s3, sam
     assert sorted(i.path for i in objectstore.list_objects(fs, s3.path("warehouse"))) == \
         sorted([s3.path(f"warehouse/{b}/warehouse.duckdb") for b in ids[1:]] + [s3.path("warehouse/manifest.json")])
     fetched = remote_warehouse.fetch_latest(s3, tmp_path / "cache", fs)
-    assert remote_warehouse.file_sha256(fetched.path) == remote_warehouse.file_sha256(builds[-1]) == manifest["sha256"]
+    assert objectstore.file_sha256(fetched.path) == objectstore.file_sha256(builds[-1]) == manifest["sha256"]
 
 
 def test_a_download_that_does_not_match_the_manifest_is_refused(s3, sample, tmp_path):
@@ -264,13 +264,13 @@ def test_an_upload_killed_midway_leaves_the_previous_build_readable(s3, sample, 
     killed_once_it_says("uploading", "-c", KILLED_UPLOAD, str(second), s3.uri)
     assert manifest_of(fs, s3) == first
     fetched = remote_warehouse.fetch_latest(s3, tmp_path / "cache", fs)
-    assert remote_warehouse.file_sha256(fetched.path) == first["sha256"]
+    assert objectstore.file_sha256(fetched.path) == first["sha256"]
     assert fetched.line.startswith(f"reading build {first['as_of']} ({first['sha256'][:12]}) from s3://")
     keys = {i.path for i in objectstore.list_objects(fs, s3.path())}
     assert keys == {s3.path(first["key"]), s3.path(remote_warehouse.MANIFEST)}  # no part of the second build visible
     objectstore.sweep_temp(fs, s3.path("warehouse"), older_than=timedelta(0))  # whatever the kill left
     again = remote_warehouse.publish_warehouse(second, s3, fs)  # the rerun publishes it
-    assert again["sha256"] == remote_warehouse.file_sha256(second) != first["sha256"]
+    assert again["sha256"] == objectstore.file_sha256(second) != first["sha256"]
     assert remote_warehouse.fetch_latest(s3, tmp_path / "cache", fs).manifest == again
 
 
@@ -288,7 +288,7 @@ def test_a_fault_in_the_upload_stream_publishes_nothing(s3, sample, tmp_path, mo
         remote_warehouse.publish_warehouse(second, s3, fs, progress=fail)
     assert manifest_of(fs, s3) == first
     assert all_files(fs, s3.path()) == {s3.path(first["key"]), s3.path(remote_warehouse.MANIFEST)}  # no temporary key
-    assert remote_warehouse.file_sha256(remote_warehouse.fetch_latest(s3, tmp_path / "c", fs).path) == first["sha256"]
+    assert objectstore.file_sha256(remote_warehouse.fetch_latest(s3, tmp_path / "c", fs).path) == first["sha256"]
 
 
 def test_credentials_are_never_logged_nor_in_errors(s3, moto, sample, tmp_path, caplog, capfd, monkeypatch):
@@ -333,11 +333,11 @@ def test_credentials_from_an_airflow_connection(s3, moto, sample, tmp_path, monk
 def test_the_publish_step_also_uploads_with_regime_publish_uri(s3, published, monkeypatch, tmp_path, capsys):
     staging = published.build_dir / "warehouse-staging.duckdb"
     other_build(published.warehouse_path, staging)
-    sha = remote_warehouse.file_sha256(staging)
+    sha = objectstore.file_sha256(staging)
     monkeypatch.setenv("REGIME_PUBLISH_URI", s3.uri)
     pipeline.publish(str(staging), get_settings())
     manifest = manifest_of(objectstore.filesystem(s3), s3)
-    assert manifest["sha256"] == sha == remote_warehouse.file_sha256(published.warehouse_path)
+    assert manifest["sha256"] == sha == objectstore.file_sha256(published.warehouse_path)
 
     monkeypatch.setenv("REGIME_CACHE_DIR", str(tmp_path / "cache"))
     assert cli.main(["sql", "select as_of from meta.build_info", "--csv", "--warehouse", s3.uri]) == 0
@@ -352,7 +352,7 @@ def test_publishing_to_a_local_folder(sample, tmp_path):
     manifest = remote_warehouse.publish_warehouse(sample.warehouse_path, str(tmp_path / "pub"))
     assert json.loads((tmp_path / "pub" / "warehouse" / "manifest.json").read_text()) == manifest
     fetched = remote_warehouse.fetch_latest(str(tmp_path / "pub"), tmp_path / "cache")
-    assert remote_warehouse.file_sha256(fetched.path) == manifest["sha256"]
+    assert objectstore.file_sha256(fetched.path) == manifest["sha256"]
     assert not list((tmp_path / "pub").rglob("*.tmp"))
 
 
@@ -361,7 +361,7 @@ def test_a_readers_cache_keeps_the_builds_read_last(sample, tmp_path):
     read again counts as read now, a partial download older than an hour goes, anything else in the folder stays."""
     folder, cache = str(tmp_path / "pub"), tmp_path / "cache"
     builds = [other_build(sample.warehouse_path, tmp_path / f"w{h}.duckdb", h) for h in range(1, 6)]
-    sha = [remote_warehouse.file_sha256(b) for b in builds]
+    sha = [objectstore.file_sha256(b) for b in builds]
 
     def held() -> list[str]:
         return sorted(p.name for p in (cache / "builds").iterdir())
@@ -408,8 +408,8 @@ def test_a_cache_the_reader_cannot_tidy_is_still_read(sample, tmp_path, monkeypa
         remote_warehouse.publish_warehouse(builds[3], folder)
         fetched = remote_warehouse.fetch_latest(folder, cache)  # a download: the oldest build cannot be removed
     monkeypatch.undo()
-    assert remote_warehouse.file_sha256(cached.path) == remote_warehouse.file_sha256(builds[2])
-    assert remote_warehouse.file_sha256(fetched.path) == remote_warehouse.file_sha256(builds[3])
+    assert objectstore.file_sha256(cached.path) == objectstore.file_sha256(builds[2])
+    assert objectstore.file_sha256(fetched.path) == objectstore.file_sha256(builds[3])
     assert len(list((cache / "builds").iterdir())) == 4
     assert "cannot remove" in caplog.text and "Permission denied" in caplog.text
 

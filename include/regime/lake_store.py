@@ -242,7 +242,7 @@ class Sync:
     def _push(self, rel: str, stat: tuple[int, int], listed: pafs.FileInfo | None) -> int:
         """Upload one file unless its object holds its bytes already; 1 if written."""
         path = self.root / rel
-        digest = _sha256(path)
+        digest = objectstore.file_sha256(path)
         record = self.records.get(rel)
         if record and record["sha256"] == digest:  # rewritten with the same bytes
             record["local"] = list(stat)
@@ -314,14 +314,6 @@ def _remote_stat(info: pafs.FileInfo) -> list:
 def _local_stat(path: Path) -> tuple[int, int]:
     stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(objectstore.CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sha256_object(remote: Bucket, rel: str) -> str:

@@ -49,6 +49,12 @@ _KEY_PART = re.compile(r"[A-Za-z0-9!_.*'()=+,@-]+")  # the "safe characters" of 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<stamp>\d{8}T\d{6}Z)\.[0-9a-f]{8}\.tmp$")
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a local file, hex (what a manifest records and a bucket's object is compared with)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 class ObjectStoreError(RuntimeError):
     """A location, a credential setting, an object or a published build cannot be used as asked."""
 

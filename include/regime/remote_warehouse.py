@@ -35,6 +35,7 @@ from regime.objectstore import (
     STALE_TEMP,
     Location,
     ObjectStoreError,
+    file_sha256,
     filesystem,
     parse_location,
     put_atomic,
@@ -54,14 +55,6 @@ MANIFEST = "warehouse/manifest.json"
 MANIFEST_FORMAT = 1
 _BUILD_ID = re.compile(r"\d{4}-\d{2}-\d{2}_\d{8}T\d{6}Z_[0-9a-f]{12}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_record(path: Path) -> dict:

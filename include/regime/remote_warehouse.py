@@ -239,8 +239,10 @@ def fetch_latest(location: Location | str, cache_dir: Path | None = None,
     raise AssertionError("unreachable")
 
 
-_CACHED = re.compile(r"[0-9a-f]{64}\.duckdb")
-_PARTIAL = re.compile(r"\.[0-9a-f]{64}\.duckdb\.\d+\..*\.tmp")
+_CACHED = re.compile(r"[0-9a-f]{64}\.duckdb")  # a cached build: <sha256>.duckdb
+_PARTIAL_SUFFIX = ".tmp"
+# a download in progress (_download): .<cached build's name>.<pid>.<mkstemp's random part>.tmp, beside it
+_PARTIAL = re.compile(rf"\.{_CACHED.pattern}\.\d+\..*{re.escape(_PARTIAL_SUFFIX)}")
 
 
 def prune_cache(cache: Path, current: Path, keep: int = KEEP_CACHED) -> list[Path]:
@@ -275,7 +277,8 @@ def prune_cache(cache: Path, current: Path, keep: int = KEEP_CACHED) -> list[Pat
 
 def _download(fs: pafs.FileSystem, source: str, target: Path, manifest: dict) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=_PARTIAL_SUFFIX,
+                                dir=target.parent)
     tmp_path = Path(tmp)
     try:
         digest, size = hashlib.sha256(), 0

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import logging
 import random
 import re
-import sys
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import sample_scripts
 from regime.sources import cftc
 from regime.sources.errors import SourceError
 from regime.sources.fetch import fetch_http
@@ -34,15 +33,7 @@ LOC = "https://www.cftc.gov/files/dea/history/fut_fin_txt_2024.zip"
 TODAY = date(2024, 7, 19)
 
 
-def _load_sample_module():
-    spec = importlib.util.spec_from_file_location("cftc_sample", ROOT / "include" / "sample" / "cftc_sample.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("cftc_sample", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-sample = _load_sample_module()
+sample = sample_scripts.load("cftc_sample")
 
 
 def real_zip(year: int) -> bytes:

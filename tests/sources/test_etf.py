@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import re
-import sys
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
+import sample_scripts
 from regime.sources import etf
 from regime.sources.errors import SourceError
 from regime.sources.fetch import fetch_http
@@ -83,21 +82,6 @@ ENTRIES = [  # the issuer's odd order: not sorted
 
 def details(data: bytes, ticker: str = "QQQ") -> pd.DataFrame:
     return etf.parse_invesco_json(data, "mirror/etf/etfcom/fund-details-qqq.json", ticker, today=TODAY)
-
-
-def load_sample():
-    path = PROJECT / "include" / "sample" / "etf_sample.py"
-    spec = importlib.util.spec_from_file_location("etf_sample", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["etf_sample"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def nyse_sessions(first: str, last: str) -> list[date]:
-    import exchange_calendars as xcals
-
-    return [ts.date() for ts in xcals.get_calendar("XNYS").sessions_in_range(first, last)]
 
 
 # ------------------------------------------------------------------------------------------- SSGA: happy paths
@@ -448,8 +432,8 @@ def test_live_html_with_200_is_rejected():
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    module = load_sample()
-    sessions = nyse_sessions("2019-01-02", "2024-07-17")
+    module = sample_scripts.load("etf_sample")
+    sessions = sample_scripts.nyse_sessions("2019-01-02", "2024-07-17")
     out = tmp_path_factory.mktemp("etf-sample")
     paths = module.generate(out, np.random.default_rng(20240716), sessions)
     frames = {t: etf.parse_navhist_xlsx((out / etf.mirror_name(t)).read_bytes(), etf.mirror_name(t), t,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import sample_scripts
 from regime.sources import occ
 from regime.sources.errors import SourceError
 from regime.sources.fetch import fetch_http
@@ -43,21 +42,6 @@ GOOD = body(
 
 def parse(data: bytes, underlying: str = "IWM", day: date = DAY) -> pd.DataFrame:
     return occ.parse(data, LOCATION, underlying, day)
-
-
-def load_sample():
-    path = PROJECT / "include" / "sample" / "occ_sample.py"
-    spec = importlib.util.spec_from_file_location("occ_sample", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["occ_sample"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def nyse_sessions(first: str, last: str) -> list[date]:
-    import exchange_calendars as xcals
-
-    return [ts.date() for ts in xcals.get_calendar("XNYS").sessions_in_range(first, last)]
 
 
 # ------------------------------------------------------------------------------------------------ happy paths
@@ -228,8 +212,8 @@ def test_live_holiday_answer_is_no_trading_data():
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    module = load_sample()
-    sessions = nyse_sessions("2019-01-02", "2024-07-17")
+    module = sample_scripts.load("occ_sample")
+    sessions = sample_scripts.nyse_sessions("2019-01-02", "2024-07-17")
     out = tmp_path_factory.mktemp("occ-sample")
     paths = module.generate(out, np.random.default_rng(20240716), sessions)
     return module, sessions, out, paths

@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from regime.remote_warehouse import MANIFEST, file_sha256
+from regime.objectstore import file_sha256
+from regime.remote_warehouse import MANIFEST
 
 from .stack import VENV_BIN
 from .test_scheduler import TASKS, _record, _warehouse
